@@ -1,0 +1,1 @@
+"""The built-in default data: real piano material fetched from the package registries."""

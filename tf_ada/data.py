@@ -1,0 +1,464 @@
+"""Data preparation (recordings -> TFRecord shards + manifest.json) and tf.data readers.
+
+Data flows one way: files -> `prepare` -> shards -> `excerpt_dataset` / `eval_dataset` -> models.
+The same shard format holds 8-bit mu-law audio (paper, sec. 4 / app. B: 16 kHz, 8-bit mu-law)
+and integer code sequences produced by an ADA (sec. 4.2-4.3: models trained on codes), so one
+reader serves both.
+
+Shard layout (`OUT/`):
+  manifest.json                    what is in the folder: per file and per shard, totals per split
+  {split}-{index:05d}.tfrecord     tf.train.Examples: `data` (raw bytes of `dtype`), `source`,
+                                   `offset`, `length`; each record is one chunk of one recording
+
+Shards are written whole and renamed into place before the manifest that lists them, so an
+interrupted `prepare` resumes without duplicates: files listed in the manifest are done, anything
+else is redone.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tf_ada import ops
+from tf_ada.audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from tf_ada.progress import Progress
+
+MANIFEST = "manifest.json"
+FORMAT = "tf-ada-shards/1"
+
+
+class DataError(Exception):
+    """A data folder that cannot be read as asked; the message names the folder and the problem."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+    """Options of `prepare`.
+
+    Attributes:
+      sample_rate: output rate in Hz (paper: 16 kHz).
+      eval_fraction: share of pieces held out (paper: 1%); at least one piece is held out
+        whenever there are two or more.
+      seed: split seed; the split is a deterministic function of (seed, piece name).
+      min_seconds: recordings shorter than this are skipped as too short.
+      silence_peak: recordings whose absolute peak is below this are skipped as all-silent.
+      chunk_samples: samples per record (2**18 = 16.4 s at 16 kHz); training excerpts are cropped
+        from single records.
+      shard_samples: samples per shard before a new one starts (2**26 = 70 min at 16 kHz).
+      normalize: scale each recording to a peak of 0.99 before mu-law encoding. Off by default:
+        the paper keeps the recordings' own levels.
+      split_overrides: {relative path or piece name: split} that takes precedence over the hash.
+    """
+    sample_rate: int = ops.SAMPLE_RATE
+    eval_fraction: float = 0.01
+    seed: int = 0
+    min_seconds: float = 1.0
+    silence_peak: float = 1e-3
+    chunk_samples: int = 2 ** 18
+    shard_samples: int = 2 ** 26
+    normalize: bool = False
+    split_overrides: Optional[dict] = None
+
+
+# --- manifest -----------------------------------------------------------------------------------
+
+def load_manifest(data_dir: str) -> dict:
+    path = os.path.join(data_dir, MANIFEST)
+    if not os.path.exists(path):
+        raise DataError(f"{data_dir}: no {MANIFEST}; run `tf-ada prepare SRC {data_dir}` first")
+    with open(path) as f:
+        try:
+            manifest = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON ({e})") from None
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    return manifest
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _totals(manifest: dict) -> dict:
+    totals = {}
+    for info in manifest["files"].values():
+        t = totals.setdefault(info["split"], {"n_files": 0, "n_samples": 0})
+        t["n_files"] += 1
+        t["n_samples"] += info["n_samples"]
+    rate = manifest.get("sample_rate") or 1
+    for t in totals.values():
+        t["hours"] = round(t["n_samples"] / rate / 3600.0, 4)
+    return totals
+
+
+# --- shard writing (audio and codes) -------------------------------------------------------------
+
+class ShardWriter:
+    """Writes integer sequences into split-wise TFRecord shards and keeps `manifest.json` current.
+
+    Args:
+      out_dir: destination folder (created; an existing manifest of the same kind is resumed).
+      kind: "audio" (8-bit mu-law) or "codes" (integer code sequences).
+      dtype: storage dtype, "uint8" for audio, "int16"/"int32" for codes.
+      n_classes: number of symbols (256 for mu-law audio, K for codes).
+      sample_rate: timesteps per second of the stored sequences (16000 for audio,
+        16000 / hop for codes).
+      chunk_samples, shard_samples: see `PrepareOptions`.
+      meta: extra fields stored in the manifest (e.g. the ADA checkpoint that produced codes).
+    """
+
+    def __init__(self, out_dir: str, kind: str, dtype: str, n_classes: int, sample_rate: float,
+                 chunk_samples: int = 2 ** 18, shard_samples: int = 2 ** 26, meta: Optional[dict] = None):
+        self.out_dir = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        for name in os.listdir(out_dir):  # shards of an interrupted run that never made the manifest
+            if name.endswith(".tmp"):
+                os.remove(os.path.join(out_dir, name))
+        path = os.path.join(out_dir, MANIFEST)
+        if os.path.exists(path):
+            self.manifest = load_manifest(out_dir)
+            if self.manifest["kind"] != kind or self.manifest["dtype"] != dtype:
+                raise DataError(f"{out_dir}: holds {self.manifest['kind']}/{self.manifest['dtype']} shards, "
+                                f"cannot add {kind}/{dtype}")
+        else:
+            self.manifest = {
+                "format": FORMAT, "kind": kind, "dtype": dtype, "n_classes": int(n_classes),
+                "sample_rate": sample_rate, "pad_value": ops.mu_law_silence(n_classes) if kind == "audio" else 0,
+                "chunk_samples": int(chunk_samples), "files": {}, "skipped": {}, "shards": {}, "totals": {},
+                "eval_split": "eval", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        if meta:
+            self.manifest.update(meta)
+        self.chunk_samples = int(self.manifest["chunk_samples"])
+        self.shard_samples = int(shard_samples)
+        self._np_dtype = np.dtype(dtype)
+        self._buffers: dict = {}  # split -> list of (name, info, array)
+
+    def is_done(self, name: str) -> bool:
+        return name in self.manifest["files"]
+
+    def add(self, name: str, split: str, values: np.ndarray, info: dict) -> None:
+        """Queues one sequence (`[n_samples]` integers) for `split`; it is on disk after the next flush."""
+        values = np.asarray(values)
+        if values.size and (values.min() < 0 or values.max() >= self.manifest["n_classes"]):
+            raise DataError(f"{name}: values outside [0, {self.manifest['n_classes']})")
+        self.manifest["skipped"].pop(name, None)
+        info = dict(info, split=split, n_samples=int(values.size))
+        buf = self._buffers.setdefault(split, [])
+        buf.append((name, info, values.astype(self._np_dtype)))
+        if sum(v.size for _, _, v in buf) >= self.shard_samples:
+            self._flush(split)
+
+    def skip(self, name: str, info: dict) -> None:
+        self.manifest["skipped"][name] = info
+        self._write_manifest()
+
+    def _flush(self, split: str) -> None:
+        buf = self._buffers.pop(split, [])
+        if not buf:
+            return
+        index = sum(1 for s in self.manifest["shards"].values() if s["split"] == split)
+        shard = f"{split}-{index:05d}.tfrecord"
+        tmp = os.path.join(self.out_dir, shard + ".tmp")
+        n_records = 0
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for name, _, values in buf:
+                for offset in range(0, values.size, self.chunk_samples):
+                    chunk = values[offset:offset + self.chunk_samples]
+                    writer.write(_example(chunk, name, offset))
+                    n_records += 1
+        os.replace(tmp, os.path.join(self.out_dir, shard))
+        self.manifest["shards"][shard] = {"split": split, "n_records": n_records,
+                                          "n_samples": int(sum(v.size for _, _, v in buf))}
+        for name, info, _ in buf:
+            self.manifest["files"][name] = dict(info, shard=shard)
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        self.manifest["totals"] = _totals(self.manifest)
+        self.manifest["splits"] = sorted(self.manifest["totals"])
+        _write_json_atomic(os.path.join(self.out_dir, MANIFEST), self.manifest)
+
+    def close(self) -> dict:
+        for split in list(self._buffers):
+            self._flush(split)
+        self._write_manifest()
+        return self.manifest
+
+
+def _example(chunk: np.ndarray, name: str, offset: int) -> bytes:
+    feature = {
+        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chunk.tobytes()])),
+        "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
+        "offset": tf.train.Feature(int64_list=tf.train.Int64List(value=[offset])),
+        "length": tf.train.Feature(int64_list=tf.train.Int64List(value=[chunk.size])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+# --- prepare: recordings -> shards ----------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    name: str  # path relative to the source folder: the key in the manifest
+    path: str
+    piece: str  # recordings of one piece always share a split
+    split: Optional[str] = None  # fixed by a MAESTRO-style CSV, else None
+
+
+def find_recordings(src: str) -> list[Recording]:
+    """Lists the recordings under `src`.
+
+    A MAESTRO-style folder (a CSV at the top with `audio_filename` and `split` columns) is read
+    through its CSV: its splits are kept (train / validation / test) and files of one
+    `canonical_title` share a piece. Otherwise every file with an audio extension below `src` is a
+    recording and its own piece.
+    """
+    if not os.path.isdir(src):
+        raise DataError(f"{src}: not a folder")
+    for name in sorted(os.listdir(src)):
+        if name.lower().endswith(".csv"):
+            with open(os.path.join(src, name), newline="") as f:
+                reader = csv.DictReader(f)
+                fields = set(reader.fieldnames or [])
+                if {"audio_filename", "split"} <= fields:
+                    return [Recording(name=row["audio_filename"], path=os.path.join(src, row["audio_filename"]),
+                                      piece=row.get("canonical_title") or row["audio_filename"],
+                                      split=row["split"]) for row in reader]
+    recs = []
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for f in sorted(files):
+            if f.lower().endswith(AUDIO_EXTENSIONS):
+                path = os.path.join(root, f)
+                rel = os.path.relpath(path, src)
+                recs.append(Recording(name=rel, path=path, piece=rel))
+    return recs
+
+
+def _unit_hash(seed: int, text: str) -> float:
+    digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def assign_splits(recs: Iterable[Recording], eval_fraction: float, seed: int,
+                  overrides: Optional[dict] = None) -> dict:
+    """Maps each recording's name to "train" or "eval", by piece, deterministically.
+
+    A piece is held out when hash(seed, piece) < eval_fraction; if that leaves the eval split
+    empty and there are at least two pieces, the piece with the smallest hash is held out.
+    Recordings with a split of their own (MAESTRO CSV) or an override keep it.
+    """
+    recs = list(recs)
+    overrides = overrides or {}
+    pieces = sorted({r.piece for r in recs if r.split is None and r.name not in overrides and r.piece not in overrides})
+    held = {p for p in pieces if _unit_hash(seed, p) < eval_fraction}
+    if not held and len(pieces) >= 2 and eval_fraction > 0:
+        held = {min(pieces, key=lambda p: _unit_hash(seed, p))}
+    out = {}
+    for r in recs:
+        out[r.name] = (overrides.get(r.name) or overrides.get(r.piece) or r.split
+                       or ("eval" if r.piece in held else "train"))
+    return out
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
+            log: Callable[[str], None] = print) -> dict:
+    """Turns a folder of recordings into shards of 8-bit mu-law audio (`tf-ada prepare SRC OUT`).
+
+    Corrupt, empty, unreadable, too-short and all-silent files are skipped and listed under
+    `skipped` in the manifest (with the reason); they never abort the run. Re-running skips files
+    already in the manifest, so an interrupted run finishes without duplicates.
+
+    Returns:
+      The manifest (also written to OUT/manifest.json).
+    """
+    recs = find_recordings(src)
+    if not recs:
+        raise DataError(f"{src}: no recordings ({', '.join(AUDIO_EXTENSIONS)}) found")
+    writer = ShardWriter(out, kind="audio", dtype="uint8", n_classes=ops.QUANTIZATION_CHANNELS,
+                         sample_rate=options.sample_rate, chunk_samples=options.chunk_samples,
+                         shard_samples=options.shard_samples,
+                         meta={"source": os.path.abspath(src), "encoding": "mu-law"})
+    manifest = writer.manifest
+    # the split is fixed the first time a file is seen, so resuming never moves a file
+    planned = manifest.setdefault("planned_splits", {})
+    fresh = assign_splits(recs, options.eval_fraction, options.seed, options.split_overrides)
+    for name, split in fresh.items():
+        planned.setdefault(name, split)
+    manifest.update(seed=options.seed, eval_fraction=options.eval_fraction)
+    if any(r.split for r in recs):
+        manifest["eval_split"] = "validation"
+    todo = [r for r in recs if not writer.is_done(r.name)]
+    log(f"prepare: {len(recs)} recordings under {src}; {len(recs) - len(todo)} already done, {len(todo)} to do")
+    progress = Progress(len(todo), "prepare", unit="files", interval=5.0, stream=None)
+    audio_seconds = 0.0
+    for rec in todo:
+        try:
+            audio = load_audio(rec.path, options.sample_rate)
+            n = audio.size
+            peak = float(np.max(np.abs(audio))) if n else 0.0
+            if n < options.min_seconds * options.sample_rate:
+                raise AudioError(rec.path, f"too short ({n / options.sample_rate:.2f} s < {options.min_seconds} s)")
+            if peak < options.silence_peak:
+                raise AudioError(rec.path, f"all silent (peak {peak:.2e} < {options.silence_peak})")
+            if options.normalize:
+                audio = audio * (0.99 / peak)
+            codes = ops.mu_law_encode(audio).numpy()
+            writer.add(rec.name, planned[rec.name], codes, {
+                "source": os.path.abspath(rec.path), "piece": rec.piece,
+                "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path)})
+            audio_seconds += n / options.sample_rate
+        except AudioError as e:
+            log(f"prepare: skipped {e.path}: {e.reason}")
+            writer.skip(rec.name, {"source": os.path.abspath(rec.path), "reason": e.reason})
+        progress.update(1, note=f"{audio_seconds / 60:.1f} min of audio")
+    return writer.close()
+
+
+def summary(manifest: dict) -> str:
+    """A short human-readable summary of a manifest: totals per split and skipped files."""
+    lines = [f"{manifest['kind']} shards ({manifest['dtype']}, {manifest['n_classes']} classes, "
+             f"{manifest['sample_rate']} steps/s), {len(manifest['shards'])} shard(s)"]
+    for split, t in sorted(manifest["totals"].items()):
+        lines.append(f"  {split:>10}: {t['n_files']:5d} files  {t['n_samples']:>12,d} steps  {t['hours']:.3f} h")
+    if manifest["skipped"]:
+        lines.append(f"  skipped {len(manifest['skipped'])} file(s):")
+        for name, info in sorted(manifest["skipped"].items()):
+            lines.append(f"    {name}: {info['reason']}")
+    return "\n".join(lines)
+
+
+# --- readers ------------------------------------------------------------------------------------
+
+def shard_paths(data_dir: str, split: str) -> list[str]:
+    manifest = load_manifest(data_dir)
+    paths = [os.path.join(data_dir, s) for s, info in sorted(manifest["shards"].items()) if info["split"] == split]
+    if not paths:
+        raise DataError(f"{data_dir}: no shards for split {split!r} (splits: {manifest.get('splits')})")
+    return paths
+
+
+def _parser(dtype: str):
+    tf_dtype = tf.as_dtype(dtype)
+    spec = {"data": tf.io.FixedLenFeature([], tf.string)}
+
+    def parse(serialized):
+        raw = tf.io.parse_single_example(serialized, spec)["data"]
+        return tf.cast(tf.io.decode_raw(raw, tf_dtype), tf.int32)
+
+    return parse
+
+
+def excerpt_dataset(data_dir: str, n_samples: int, batch_size: int, split: str = "train",
+                    left_context: int = 0, seed: Optional[int] = None, shuffle: bool = True,
+                    repeat: bool = True, crops_per_record: int = 4) -> tf.data.Dataset:
+    """Random training excerpts, shuffled, batched and prefetched.
+
+    Args:
+      data_dir: a folder written by `prepare` (audio) or `ShardWriter` (codes).
+      n_samples: timesteps a model is trained on per excerpt.
+      batch_size: excerpts per batch (global batch under a distribution strategy).
+      split: which split to read.
+      left_context: extra timesteps before the excerpt that a model asks for (e.g. its receptive
+        field minus one, so every trained timestep sees a full context).
+      seed: makes the order and the crops reproducible; None draws fresh randomness.
+      crops_per_record: excerpts cut from each record read (at independent random offsets).
+
+    Returns:
+      Dataset of int32 `[batch_size, left_context + n_samples]`.
+    """
+    manifest = load_manifest(data_dir)
+    files = shard_paths(data_dir, split)
+    need = int(left_context + n_samples)
+    if need > manifest["chunk_samples"]:
+        raise DataError(f"{data_dir}: excerpts of {need} steps are longer than its records "
+                        f"({manifest['chunk_samples']}); prepare with a larger chunk_samples")
+    longest = max((f["n_samples"] for f in manifest["files"].values() if f["split"] == split), default=0)
+    if longest < need:
+        raise DataError(f"{data_dir}: no {split!r} recording holds {need} steps (longest: {longest})")
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+    ds = ds.map(_parser(manifest["dtype"]), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.filter(lambda x: tf.shape(x)[0] >= need)
+    if repeat:
+        ds = ds.repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+    def crops(record, pair):
+        n_offsets = tf.shape(record)[0] - need + 1
+        offsets = tf.random.stateless_uniform([crops_per_record], seed=pair, maxval=n_offsets, dtype=tf.int32)
+        idx = offsets[:, None] + tf.range(need)[None, :]
+        return tf.data.Dataset.from_tensor_slices(tf.gather(record, idx))
+
+    ds = tf.data.Dataset.zip((ds, seeds)).flat_map(crops)
+    if shuffle:
+        ds = ds.shuffle(max(64, 4 * batch_size), seed=seed)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(data_dir: str, n_samples: int, batch_size: int, split: Optional[str] = None,
+                 left_context: int = 0) -> tf.data.Dataset:
+    """Deterministic evaluation windows that cover every timestep of `split` exactly once.
+
+    Each record is cut into consecutive windows of `n_samples` targets. A window's input also
+    carries `left_context` earlier steps of the same record; where the record has none (its
+    start) or the window runs past its end, the input is padded with the silence value and the
+    mask is 0, so a mask-weighted mean of per-step NLLs is the NLL of the split.
+
+    Deviation: context does not cross the boundary between two records of one recording
+    (chunk_samples apart); the first window of each record sees padded context instead.
+
+    Returns:
+      Dataset of (int32 `[B, left_context + n_samples]`, float32 mask `[B, n_samples]`); the
+      last batch may be smaller.
+    """
+    manifest = load_manifest(data_dir)
+    split = split or manifest.get("eval_split", "eval")
+    files = shard_paths(data_dir, split)
+    pad = int(manifest["pad_value"])
+    L, C = int(n_samples), int(left_context)
+
+    def windows(record):
+        n = tf.shape(record)[0]
+        n_windows = (n + L - 1) // L
+        padded = tf.concat([tf.fill([C], pad), record, tf.fill([n_windows * L - n], pad)], 0)
+        starts = tf.range(n_windows) * L  # window j: targets [jL, jL + L), inputs [jL - C, jL + L)
+        x = tf.gather(padded, starts[:, None] + tf.range(C + L)[None, :])
+        mask = tf.cast(starts[:, None] + tf.range(L)[None, :] < n, tf.float32)
+        return tf.data.Dataset.from_tensor_slices((x, mask))
+
+    ds = tf.data.TFRecordDataset(files).map(_parser(manifest["dtype"])).flat_map(windows)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def read_sequences(data_dir: str, split: str) -> list[np.ndarray]:
+    """All records of a split as int32 numpy arrays (for analysis of small data sets)."""
+    manifest = load_manifest(data_dir)
+    parse = _parser(manifest["dtype"])
+    return [parse(r).numpy() for r in tf.data.TFRecordDataset(shard_paths(data_dir, split))]

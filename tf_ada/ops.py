@@ -1,0 +1,127 @@
+"""Pure functions: mu-law companding, receptive-field arithmetic, padding, sampling.
+
+Everything here is weight-free maths (STYLE.md practice 1). Functions accept numpy
+arrays or tensors and return tensors unless stated otherwise.
+
+Paper: Dieleman, van den Oord & Simonyan (2018), section 4 / appendix B: audio is
+16 kHz, 8-bit mu-law (256 classes), as in WaveNet (van den Oord et al. 2016a, sec. 2.2).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+QUANTIZATION_CHANNELS = 256
+SAMPLE_RATE = 16000
+
+
+def _check_finite(x: tf.Tensor, what: str) -> None:
+    if tf.executing_eagerly():
+        if not bool(tf.reduce_all(tf.math.is_finite(x))):
+            raise ValueError(f"{what} contains NaN or inf values; mu-law encoding needs finite audio")
+    else:  # inside a graph: an assertion op with the same message
+        tf.debugging.assert_all_finite(x, f"{what} contains NaN or inf values")
+
+
+def mu_law_encode(audio, quantization_channels: int = QUANTIZATION_CHANNELS) -> tf.Tensor:
+    """Mu-law companding followed by uniform quantisation (WaveNet sec. 2.2).
+
+    f(x) = sign(x) * ln(1 + mu |x|) / ln(1 + mu), mu = quantization_channels - 1; then
+    f in [-1, 1] is mapped to the nearest of `quantization_channels` levels.
+
+    Args:
+      audio: float array, any shape, nominally in [-1, 1]. Values outside are clipped.
+        NaN or inf raise ValueError (eagerly) or an InvalidArgument error (in a graph).
+      quantization_channels: number of levels Q (256 in the paper).
+
+    Returns:
+      int32 tensor of the same shape with values in [0, Q - 1]; silence (0.0) maps to Q // 2.
+    """
+    x = tf.convert_to_tensor(audio)
+    if not x.dtype.is_floating:
+        raise TypeError(f"mu_law_encode expects float audio, got {x.dtype.name}")
+    x = tf.cast(x, tf.float32)
+    _check_finite(x, "audio")
+    mu = float(quantization_channels - 1)
+    x = tf.clip_by_value(x, -1.0, 1.0)
+    companded = tf.sign(x) * tf.math.log1p(mu * tf.abs(x)) / math.log1p(mu)
+    return tf.cast(tf.floor((companded + 1.0) / 2.0 * mu + 0.5), tf.int32)
+
+
+def mu_law_decode(codes, quantization_channels: int = QUANTIZATION_CHANNELS) -> tf.Tensor:
+    """Inverse of `mu_law_encode`: integer levels -> float audio in [-1, 1].
+
+    Args:
+      codes: integer array, any shape, values in [0, Q - 1].
+      quantization_channels: number of levels Q.
+
+    Returns:
+      float32 tensor of the same shape.
+    """
+    mu = float(quantization_channels - 1)
+    y = 2.0 * tf.cast(codes, tf.float32) / mu - 1.0
+    return tf.sign(y) * (tf.pow(1.0 + mu, tf.abs(y)) - 1.0) / mu
+
+
+def mu_law_silence(quantization_channels: int = QUANTIZATION_CHANNELS) -> int:
+    """The code of 0.0 after `mu_law_encode` (128 for Q = 256)."""
+    return quantization_channels // 2
+
+
+# --- receptive fields -------------------------------------------------------------------------
+
+def dilations(n_stages: int, n_repeats: int) -> list[int]:
+    """Dilation pattern of a WaveNet stack: (1, 2, ..., 2**(n_stages-1)) repeated `n_repeats` times."""
+    return [2 ** i for i in range(n_stages)] * n_repeats
+
+
+def causal_receptive_field(filter_length: int, dilation_list: Sequence[int]) -> int:
+    """Receptive field, in timesteps, of a stack of causal dilated convolutions.
+
+    A layer with filter length k and dilation d looks (k - 1) * d steps into the past, so
+    output t depends on inputs t - sum_i (k - 1) d_i ... t: RF = 1 + (k - 1) * sum_i d_i.
+    For the paper's local model (k = 2, 4 x dilations 1..128) this is 1021 ("1024", app. A).
+    """
+    return 1 + (filter_length - 1) * int(sum(dilation_list))
+
+
+def noncausal_half_receptive_field(filter_length: int, dilation_list: Sequence[int]) -> int:
+    """One-sided receptive field of centred (non-causal) dilated convolutions.
+
+    A centred layer with odd filter length k and dilation d sees (k - 1) / 2 * d steps to each
+    side. For the paper's encoder (k = 3, 2 x dilations 1..128) this is 510 ("512", app. A).
+    """
+    if filter_length % 2 != 1:
+        raise ValueError(f"non-causal convolutions need an odd filter length, got {filter_length}")
+    return (filter_length - 1) // 2 * int(sum(dilation_list))
+
+
+def causal_pad(x: tf.Tensor, n_steps: int, value=0) -> tf.Tensor:
+    """Pads `n_steps` steps at the start of the time axis of x `[batch, time, ...]`."""
+    rank = len(x.shape)
+    paddings = [[0, 0], [n_steps, 0]] + [[0, 0]] * (rank - 2)
+    return tf.pad(x, paddings, constant_values=value)
+
+
+# --- sampling ---------------------------------------------------------------------------------
+
+def sample_logits(logits: tf.Tensor, temperature, seed: tf.Tensor) -> tf.Tensor:
+    """Draws one class per row of logits `[batch, classes]` at a temperature, statelessly.
+
+    Args:
+      logits: float `[batch, classes]`.
+      temperature: scalar > 0; 0 is not allowed (use argmax yourself for greedy decoding).
+      seed: int32 `[2]` stateless seed; the same seed gives the same draw.
+
+    Returns:
+      int32 `[batch]`.
+    """
+    scaled = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
+    return tf.cast(tf.random.stateless_categorical(scaled, 1, seed)[:, 0], tf.int32)
+
+
+def nats_to_bits(nats):
+    return np.asarray(nats) / math.log(2.0)
