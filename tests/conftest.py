@@ -1,0 +1,65 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_ada.audio  # noqa: F401  (loads tensorflow-io)
+import tensorflow_io as tfio
+
+
+def tone(seconds, rate, freq=440.0, amp=0.5, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    x = amp * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return np.stack([x * (1.0 - 0.3 * c) for c in range(channels)], 1).astype(np.float32)
+
+
+def write_audio(path, audio, rate, fmt=None):
+    """Writes float `[T, C]` audio as wav (16-bit or float), flac, ogg or mp3 via TensorFlow/tfio."""
+    fmt = fmt or os.path.splitext(path)[1][1:]
+    if fmt == "wav":
+        data = tf.audio.encode_wav(audio, rate)
+    elif fmt == "wavfloat":
+        data = _float_wav(audio, rate)
+    elif fmt == "flac":
+        data = tfio.audio.encode_flac(tf.constant((audio * 32767).astype(np.int16)), rate=rate)
+    elif fmt == "ogg":
+        data = tfio.audio.encode_vorbis(tf.constant(audio), rate=rate)
+    elif fmt == "mp3":
+        data = tfio.audio.encode_mp3(tf.constant(audio), rate=rate)
+    else:
+        raise ValueError(fmt)
+    data = data.numpy() if hasattr(data, "numpy") else data
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _float_wav(audio, rate):
+    import struct
+    n, c = audio.shape
+    payload = audio.astype("<f4").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(payload)) + b"WAVE"
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 3, c, rate, rate * c * 4, c * 4, 32)
+    return header + fmt + b"data" + struct.pack("<I", len(payload)) + payload
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    """A folder holding good and bad recordings of every supported kind."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    write_audio(str(src / "mono16k.wav"), tone(2.0, 16000, 220), 16000)
+    write_audio(str(src / "stereo44k.flac"), tone(2.5, 44100, 330, channels=2), 44100)
+    write_audio(str(src / "sub" / "song.mp3"), tone(2.0, 22050, 440, channels=2), 22050)
+    write_audio(str(src / "sub" / "notes.ogg"), tone(1.5, 48000, 550, channels=2), 48000)
+    write_audio(str(src / "float.wav"), tone(1.5, 8000, 110), 8000, fmt="wavfloat")
+    write_audio(str(src / "short.wav"), tone(0.2, 16000), 16000)
+    write_audio(str(src / "silent.wav"), np.zeros((32000, 1), np.float32), 16000)
+    (src / "empty.wav").write_bytes(b"")
+    (src / "corrupt.flac").write_bytes(b"fLaC" + os.urandom(3000))
+    (src / "notes.txt").write_text("not audio, ignored")
+    return src

@@ -1,0 +1,96 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_ada import ops
+
+
+def np_mu_law_encode(x, q=256):
+    mu = q - 1
+    x = np.clip(x, -1, 1)
+    f = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    return np.floor((f + 1) / 2 * mu + 0.5).astype(np.int32)
+
+
+def np_mu_law_decode(c, q=256):
+    mu = q - 1
+    y = 2 * c.astype(np.float64) / mu - 1
+    return np.sign(y) * ((1 + mu) ** np.abs(y) - 1) / mu
+
+
+@pytest.mark.parametrize("q", [256, 16])
+def test_mu_law_encode_matches_numpy(q):
+    x = np.random.RandomState(0).uniform(-1.2, 1.2, size=(4, 1000)).astype(np.float32)
+    got = ops.mu_law_encode(x, q).numpy()
+    want = np_mu_law_encode(x.astype(np.float64), q)
+    # float32 vs float64 may round differently exactly at a level boundary: allow rare off-by-one
+    assert np.mean(got != want) < 1e-3 and np.max(np.abs(got - want)) <= 1
+    assert got.min() >= 0 and got.max() <= q - 1
+
+
+def test_mu_law_decode_matches_numpy():
+    c = np.arange(256)
+    np.testing.assert_allclose(ops.mu_law_decode(c).numpy(), np_mu_law_decode(c), atol=1e-6)
+
+
+def test_mu_law_known_values():
+    assert ops.mu_law_encode([0.0]).numpy()[0] == 128 == ops.mu_law_silence()
+    assert ops.mu_law_encode([-1.0, 1.0]).numpy().tolist() == [0, 255]
+    assert ops.mu_law_decode([0, 255]).numpy().tolist() == [-1.0, 1.0]
+
+
+def test_mu_law_round_trip_error_bound():
+    x = np.linspace(-1, 1, 100001).astype(np.float32)
+    err = np.abs(ops.mu_law_decode(ops.mu_law_encode(x)).numpy() - x)
+    # the companded step is 2/255; in the signal domain the error at amplitude |x| is bounded by
+    # half a step (1/255) times the expander's slope ln(256) (1 + 255|x'|) / 255 at the far end
+    # of the step, |x'| <= |x| + err
+    bound = (1 / 255) * math.log(256) * (1 + 255 * (np.abs(x) + err)) / 255 + 1e-6
+    assert np.all(err <= bound)
+    assert 0.02 < err.max() < 0.0219  # largest step is at full scale: ln(256) * 256 / 255**2
+    assert np.abs(ops.mu_law_decode(ops.mu_law_encode(x[np.abs(x) < 0.01])).numpy() - x[np.abs(x) < 0.01]).max() < 3.2e-4
+    # codes survive decode -> encode exactly
+    codes = np.arange(256)
+    np.testing.assert_array_equal(ops.mu_law_encode(ops.mu_law_decode(codes)).numpy(), codes)
+
+
+def test_mu_law_clips_out_of_range():
+    assert ops.mu_law_encode([-7.0, 3.0]).numpy().tolist() == [0, 255]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_mu_law_rejects_non_finite(bad):
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ops.mu_law_encode(np.array([0.1, bad], np.float32))
+
+
+def test_mu_law_rejects_non_finite_in_graph():
+    f = tf.function(lambda x: ops.mu_law_encode(x))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+        f(tf.constant([0.0, np.nan]))
+
+
+def test_mu_law_rejects_integers():
+    with pytest.raises(TypeError):
+        ops.mu_law_encode(np.array([1, 2]))
+
+
+def test_receptive_fields_of_paper_stacks():
+    # appendix A: local model k=2, 4 x 1..128 -> "1024"; encoder k=3, 2 x 1..128 -> "512" each side
+    assert ops.causal_receptive_field(2, ops.dilations(8, 4)) == 1021
+    assert ops.noncausal_half_receptive_field(3, ops.dilations(8, 2)) == 510
+    assert ops.causal_receptive_field(3, ops.dilations(10, 3)) == 6139
+    with pytest.raises(ValueError):
+        ops.noncausal_half_receptive_field(2, [1])
+
+
+def test_sample_logits_is_seeded_and_follows_temperature():
+    logits = tf.math.log(tf.constant([[0.7, 0.2, 0.1]] * 4000))
+    a = ops.sample_logits(logits, 1.0, tf.constant([1, 2])).numpy()
+    b = ops.sample_logits(logits, 1.0, tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.bincount(a, minlength=3) / a.size, [0.7, 0.2, 0.1], atol=0.03)
+    cold = ops.sample_logits(logits, 0.05, tf.constant([3, 4])).numpy()
+    assert np.mean(cold == 0) > 0.99

@@ -1,0 +1,122 @@
+"""Benchmarks: `python -m tf_ada.bench data|train|generate ... [--out FILE.json]`.
+
+Each run prints a table and writes JSON. Speed targets live here, never in timed tests; every
+JSON includes the machine's float32 matmul rate measured in the same run, so numbers from
+different (noisy) machines can be compared as ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Float32 matmul rate of this machine (TensorFlow, n x n x n), best of `repeats`."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    f = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    f(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).numpy()
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def machine_info() -> dict:
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
+    print("  ".join(c.rjust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).rjust(widths[c]) for c in columns))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.3f}"
+    return "" if v is None else str(v)
+
+
+def write_json(path: str, payload: dict) -> None:
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1)
+        print(f"wrote {path}")
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def _synthetic_shards(folder: str, minutes: float) -> str:
+    from tf_ada.data import ShardWriter
+    w = ShardWriter(folder, kind="audio", dtype="uint8", n_classes=256, sample_rate=16000)
+    rng = np.random.default_rng(0)
+    per_file = 16000 * 60
+    for i in range(int(np.ceil(minutes))):
+        w.add(f"synthetic{i}.wav", "train", rng.integers(0, 256, per_file), {})
+    w.close()
+    return folder
+
+
+def bench_data(args) -> dict:
+    from tf_ada.data import excerpt_dataset
+    tmp = None
+    data_dir = args.data
+    if data_dir is None:
+        tmp = tempfile.TemporaryDirectory()
+        data_dir = _synthetic_shards(tmp.name, minutes=20)
+    ds = excerpt_dataset(data_dir, n_samples=args.n_samples, batch_size=args.batch_size, seed=0)
+    it = iter(ds)
+    for _ in range(5):  # warm-up: pipeline start, autotune
+        next(it)
+    n_batches = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        next(it).numpy()
+        n_batches += 1
+    elapsed = time.perf_counter() - start
+    excerpts = n_batches * args.batch_size / elapsed
+    row = {"data": args.data or "synthetic (20 min)", "batch": args.batch_size, "n_samples": args.n_samples,
+           "excerpts_per_s": excerpts, "timesteps_per_s": excerpts * args.n_samples, "peak_rss_mib": peak_rss_mib()}
+    print_table([row], list(row))
+    if tmp:
+        tmp.cleanup()
+    return {"bench": "data", "machine": machine_info(), "results": [row]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tf_ada.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("data", help="input pipeline: excerpts/s and timesteps/s")
+    p.add_argument("--data", help="shard folder (default: 20 minutes of synthetic shards)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n-samples", type=int, default=16384)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--out", default="runs/bench/data.json")
+    p.set_defaults(func=bench_data)
+    args = parser.parse_args(argv)
+    payload = args.func(args)
+    write_json(args.out, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
