@@ -94,3 +94,15 @@ def test_sample_logits_is_seeded_and_follows_temperature():
     np.testing.assert_allclose(np.bincount(a, minlength=3) / a.size, [0.7, 0.2, 0.1], atol=0.03)
     cold = ops.sample_logits(logits, 0.05, tf.constant([3, 4])).numpy()
     assert np.mean(cold == 0) > 0.99
+
+
+def test_hash_uniform_is_uniform_and_backend_independent():
+    seed = tf.constant([7, 3])
+    u = ops.hash_uniform([200, 256], seed).numpy()
+    assert u.min() > 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+    np.testing.assert_allclose(np.histogram(u, 10, (0, 1))[0] / u.size, 0.1, atol=0.01)
+    assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.02
+    xla = tf.function(lambda s: ops.hash_uniform([200, 256], s), jit_compile=True)(seed).numpy()
+    np.testing.assert_array_equal(u, xla)
+    assert not np.array_equal(u, ops.hash_uniform([200, 256], tf.constant([7, 4])).numpy())

@@ -118,9 +118,39 @@ def sample_logits(logits: tf.Tensor, temperature, seed: tf.Tensor) -> tf.Tensor:
 
     Returns:
       int32 `[batch]`.
+
+    Gumbel-max over `hash_uniform` noise: TensorFlow's own stateless generators give different
+    numbers with and without XLA, and the generation loop is compiled either way.
     """
     scaled = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
-    return tf.cast(tf.random.stateless_categorical(scaled, 1, seed)[:, 0], tf.int32)
+    u = hash_uniform(tf.shape(scaled), seed)
+    return tf.argmax(scaled - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
+
+
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    # "lowbias32" integer hash (C. Wellons): good avalanche, plain 32-bit integer ops
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = x * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = x * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def hash_uniform(shape, seed: tf.Tensor) -> tf.Tensor:
+    """Counter-based uniform noise in (0, 1), float32 of `shape`, identical on every backend.
+
+    Args:
+      shape: output shape (1-D int tensor or list).
+      seed: int32 `[2]`; the same seed gives the same numbers, inside XLA or not.
+    """
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.uint32)
+    n = tf.reduce_prod(shape)
+    counter = tf.cast(tf.range(n), tf.uint32)
+    key = _mix32(seed[0] * tf.constant(0x9E3779B9, tf.uint32) + _mix32(seed[1] + tf.constant(0x85EBCA6B, tf.uint32)))
+    bits = _mix32(_mix32(counter + key) ^ key)
+    # 24 high bits -> (0, 1), never 0 or 1
+    u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) / 16777216.0
+    return tf.reshape(u, shape)
 
 
 def nats_to_bits(nats):

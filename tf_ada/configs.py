@@ -1,0 +1,193 @@
+"""Frozen dataclass configs and the paper's models as named factories at three scales.
+
+Scales:
+  "paper": appendix A's exact sizes (for GPUs).
+  "cpu":   the same structure (dilation pattern, filter lengths, gating, causality) with fewer
+           repeats and channels, so a model trains to a useful NLL in tens of minutes on 2 cores.
+  "tiny":  the same structure at toy size, for tests (seconds).
+
+Derived numbers (dilations, receptive fields, FLOPs) are properties computed from the fields,
+never typed in. Values the paper does not give are fields with our default, marked "our choice".
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from tf_ada import ops
+
+SCALES = ("tiny", "cpu", "paper")
+INPUT_KINDS = ("one_hot", "continuous")
+
+
+@dataclasses.dataclass(frozen=True)
+class WaveNetConfig:
+    """A WaveNet stack (van den Oord et al. 2016a), as used for every network of the paper (sec. 3.3).
+
+    Attributes:
+      n_stages: dilation stages per repeat; dilations are 1, 2, ..., 2**(n_stages - 1).
+      n_repeats: repeats of the dilation pattern (blocks = n_stages * n_repeats).
+      filter_length: taps of each dilated convolution (2 for the local model, 3 elsewhere).
+      residual_channels: "residual block size" (app. A): width of the residual stream.
+      inner_channels: "inner block size" (app. A): outputs of the gate; the dilated convolution
+        produces 2 * inner_channels (tanh half and sigmoid half).
+      skip_channels: width of the skip connections and the output head. Not given in the paper;
+        our choice: equal to residual_channels.
+      causal: causal (autoregressive models) or centred (encoder, modulator) convolutions.
+      input_kind: "one_hot" (a learned embedding of the n_input_classes symbols, i.e. a 1x1
+        convolution of one-hot vectors) or "continuous" (the mu-law value decoded to a scalar in
+        [-1, 1], Table 1's "continuous" input).
+      n_input_classes: input alphabet size (256 for mu-law audio, K for codes).
+      output_channels: outputs per timestep (256 logits for audio models; query dimension or
+        bias channels for encoders and modulators).
+      conditioning: whether every dilated convolution takes a time-dependent bias input
+        (the local model of an ADA, conditioned by the modulator; sec. 3.3).
+    """
+    n_stages: int
+    n_repeats: int
+    filter_length: int
+    residual_channels: int
+    inner_channels: int
+    skip_channels: int
+    causal: bool = True
+    input_kind: str = "one_hot"
+    n_input_classes: int = 256
+    output_channels: int = 256
+    conditioning: bool = False
+    name: str = "wavenet"
+
+    def __post_init__(self):
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
+        if self.filter_length < 2:
+            raise ValueError(f"filter_length must be >= 2, got {self.filter_length}")
+        if not self.causal and self.filter_length % 2 == 0:
+            raise ValueError(f"non-causal stacks need an odd filter_length, got {self.filter_length}")
+
+    @property
+    def dilations(self) -> list[int]:
+        return ops.dilations(self.n_stages, self.n_repeats)
+
+    @property
+    def n_layers(self) -> int:
+        return self.n_stages * self.n_repeats
+
+    @property
+    def gate_channels(self) -> int:
+        """Outputs of each dilated convolution (and width of each conditioning bias): 2 x inner."""
+        return 2 * self.inner_channels
+
+    @property
+    def conditioning_channels(self) -> int:
+        """Width of the concatenated per-layer biases a conditioned stack takes."""
+        return self.n_layers * self.gate_channels
+
+    @property
+    def half_receptive_field(self) -> int:
+        """Steps seen to each side by a non-causal stack (0 to the future for a causal one)."""
+        if self.causal:
+            return 0
+        return ops.noncausal_half_receptive_field(self.filter_length, self.dilations)
+
+    @property
+    def receptive_field(self) -> int:
+        """Timesteps the output at t depends on: past inputs for a causal WaveNet (the model
+        predicts x[t] from x[t - receptive_field : t]); 2 * half + 1 for a centred stack."""
+        if self.causal:
+            return ops.causal_receptive_field(self.filter_length, self.dilations)
+        return 2 * self.half_receptive_field + 1
+
+    def flops_per_timestep(self) -> int:
+        """Multiply-adds x 2 of one forward timestep (matrix products only; elementwise ops excluded)."""
+        r, g, i, s = self.residual_channels, self.gate_channels, self.inner_channels, self.skip_channels
+        per_block = self.filter_length * r * g  # dilated conv
+        residual = (self.n_layers - 1) * i * r  # residual 1x1 (none after the last block)
+        skip = self.n_layers * i * s
+        head = s * s + s * self.output_channels
+        inp = r if self.input_kind == "continuous" else 0  # embedding lookup is free
+        return 2 * (self.n_layers * per_block + residual + skip + head + inp)
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+
+
+def _pick(scale: str, tiny, cpu, paper):
+    _check_scale(scale)
+    return {"tiny": tiny, "cpu": cpu, "paper": paper}[scale]
+
+
+# Sizes per scale. cpu: same dilation pattern and filter length; fewer repeats and channels,
+# chosen so one model trains through ~10^7 timesteps in tens of minutes on 2 cores (see README).
+
+def local_model(scale: str = "paper", input_kind: str = "one_hot", conditioning: bool = True) -> WaveNetConfig:
+    """ADA local model (app. A): 32 blocks = 4 x dilations 1..128, causal, k = 2, 128 -> 64 gated,
+    residual 384; receptive field 1021 ("1024 timesteps or 64 ms")."""
+    n_repeats, r, i = _pick(scale, (1, 16, 8), (2, 64, 32), (4, 384, 64))
+    return WaveNetConfig(n_stages=_pick(scale, 4, 8, 8), n_repeats=n_repeats, filter_length=2,
+                         residual_channels=r, inner_channels=i, skip_channels=r, causal=True,
+                         input_kind=input_kind, conditioning=conditioning, name=f"local_model_{scale}")
+
+
+def _noncausal(scale: str, name: str, input_kind: str, n_input_classes: int, output_channels: int) -> WaveNetConfig:
+    n_repeats, c = _pick(scale, (1, 16), (1, 64), (2, 256))
+    return WaveNetConfig(n_stages=_pick(scale, 4, 8, 8), n_repeats=n_repeats, filter_length=3,
+                         residual_channels=c, inner_channels=c, skip_channels=c, causal=False,
+                         input_kind=input_kind, n_input_classes=n_input_classes,
+                         output_channels=output_channels, name=f"{name}_{scale}")
+
+
+def encoder(scale: str = "paper", input_kind: str = "continuous", query_channels: int = 64) -> WaveNetConfig:
+    """ADA encoder (app. A): 16 blocks = 2 x dilations 1..128, non-causal, k = 3, inner = residual
+    = 256; 510 ("512") steps to each side at the audio rate. `query_channels` (D) is not given in
+    the paper (our choice: 64 for VQ-VAE; AMAE sets it to K)."""
+    return _noncausal(scale, "encoder", input_kind, 256, query_channels)
+
+
+def modulator(scale: str = "paper", n_codes: int = 256, local: Optional[WaveNetConfig] = None) -> WaveNetConfig:
+    """ADA modulator (app. A): same stack as the encoder, at the code rate, input = codes, output
+    = one bias per gate channel of every dilated convolution of `local`."""
+    local = local or local_model(scale)
+    return _noncausal(scale, "modulator", "one_hot", n_codes, local.conditioning_channels)
+
+
+def _unconditional(scale, name, n_stages, n_repeats, channels, input_kind, n_input_classes):
+    return WaveNetConfig(n_stages=n_stages, n_repeats=n_repeats, filter_length=3, residual_channels=channels,
+                         inner_channels=channels, skip_channels=channels, causal=True, input_kind=input_kind,
+                         n_input_classes=n_input_classes, output_channels=n_input_classes,
+                         name=f"{name}_{scale}")
+
+
+def large_wavenet(scale: str = "paper", input_kind: str = "continuous", n_classes: int = 256) -> WaveNetConfig:
+    """'Large' WaveNet (app. A): 30 blocks = 3 x dilations 1..512, k = 3, inner = residual = 512;
+    receptive field 6139 ("6144", 384 ms). Input continuous for row 1.1; one-hot over codes as a prior."""
+    n_stages, n_repeats, c = _pick(scale, (4, 1, 16), (10, 1, 64), (10, 3, 512))
+    return _unconditional(scale, "large_wavenet", n_stages, n_repeats, c, input_kind, n_classes)
+
+
+def very_large_wavenet(scale: str = "paper", input_kind: str = "continuous", n_classes: int = 256) -> WaveNetConfig:
+    """'Very large' WaveNet (app. A, row 3.2): 60 blocks = 6 x dilations 1..512, k = 3, 512 wide;
+    receptive field 12277 ("12288", 768 ms)."""
+    n_stages, n_repeats, c = _pick(scale, (4, 2, 16), (10, 2, 64), (10, 6, 512))
+    return _unconditional(scale, "very_large_wavenet", n_stages, n_repeats, c, input_kind, n_classes)
+
+
+def thin_wavenet(scale: str = "paper", input_kind: str = "continuous", n_classes: int = 256) -> WaveNetConfig:
+    """Thin WaveNet with a large receptive field (app. A, row 3.3): 39 blocks = 3 x dilations
+    1..4096, k = 3, 192 wide; receptive field 49147 ("49152", 3072 ms)."""
+    n_stages, n_repeats, c = _pick(scale, (5, 1, 8), (13, 1, 32), (13, 3, 192))
+    return _unconditional(scale, "thin_wavenet", n_stages, n_repeats, c, input_kind, n_classes)
+
+
+WAVENETS = {"local": local_model, "large": large_wavenet, "very_large": very_large_wavenet, "thin": thin_wavenet}
+
+
+def config_to_dict(config) -> dict:
+    return {"class": type(config).__name__, **dataclasses.asdict(config)}
+
+
+def config_from_dict(d: dict):
+    d = dict(d)
+    cls = {"WaveNetConfig": WaveNetConfig}[d.pop("class", "WaveNetConfig")]
+    return cls(**d)

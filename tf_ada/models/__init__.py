@@ -1,0 +1,1 @@
+from tf_ada.models.wavenet import WaveNet, nll_per_timestep  # noqa: F401

@@ -1,0 +1,166 @@
+"""The autoregressive WaveNet model: full forward, cached step, and compiled generation.
+
+p(x) = prod_t p(x[t] | x[:t]) (paper eq. in sec. 1; van den Oord et al. 2016a). `logits[:, t]`
+parameterises p(x[:, t] | x[:, :t]); the network reads the input shifted right by one step,
+with `start_value` (mu-law silence, 128) standing before x[:, 0].
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_ada import ops
+from tf_ada.configs import WaveNetConfig, config_from_dict, config_to_dict
+from tf_ada.layers.wavenet import WaveNetStack
+
+
+def nll_per_timestep(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Negative log-likelihood in nats of each target: x int32 `[B, T]`, logits `[B, T, C]` -> `[B, T]`."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x, logits=logits)
+
+
+class WaveNet(keras.Model):
+    """Autoregressive WaveNet over integer symbols (mu-law audio, or codes).
+
+    Args:
+      config: a causal `WaveNetConfig` (e.g. `configs.large_wavenet("paper")`).
+
+    Call:
+      `logits = net(x, bias=None)`: x int32 `[B, T]`; bias float32 `[B, T, conditioning_channels]`
+      for conditioned configs (the ADA local model); logits float32 `[B, T, output_channels]`.
+    Training with `fit`: `net.compile(optimizer, loss=net.loss_fn)`; `net.fit(x=excerpts, y=excerpts)`.
+    """
+
+    def __init__(self, config: WaveNetConfig, **kwargs):
+        kwargs.setdefault("name", config.name)
+        super().__init__(**kwargs)
+        if not config.causal:
+            raise ValueError("WaveNet (the autoregressive model) needs a causal config")
+        self.config = config
+        self.stack = WaveNetStack(config, name="stack")
+        self.start_value = ops.mu_law_silence(config.n_input_classes)
+        self._generate_fns = {}
+
+    def get_config(self):
+        return {"config": config_to_dict(self.config)}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(config_from_dict(cfg["config"]))
+
+    @property
+    def receptive_field(self) -> int:
+        return self.config.receptive_field
+
+    def call(self, x, bias=None, training=None):
+        x = tf.cast(x, tf.int32)
+        shifted = tf.concat([tf.fill([tf.shape(x)[0], 1], self.start_value), x[:, :-1]], axis=1)
+        return self.stack(shifted, bias)
+
+    @staticmethod
+    def loss_fn(y_true, logits):
+        """Mean NLL in nats per timestep (a Keras loss: `compile(loss=WaveNet.loss_fn)`)."""
+        return tf.reduce_mean(nll_per_timestep(tf.cast(y_true, tf.int32), logits))
+
+    # --- cached generation ---
+
+    def init_state(self, batch_size: int) -> dict:
+        """State before the first step: zero ring buffers and step index 0."""
+        return {"t": tf.constant(0, tf.int32), "cache": self.stack.init_cache(batch_size)}
+
+    def step(self, state: dict, x_prev: Optional[tf.Tensor], bias_t: Optional[tf.Tensor] = None):
+        """Logits of the next timestep given the previous sample.
+
+        Args:
+          state: from `init_state` or the previous `step`.
+          x_prev: int32 `[B]`, the sample at t - 1; None on the first step (the start value).
+          bias_t: float32 `[B, conditioning_channels]` for conditioned configs.
+
+        Returns:
+          (logits_t float32 `[B, output_channels]`, new state).
+        """
+        if x_prev is None:
+            batch = tf.shape(state["cache"][0][0])[1] if state["cache"] and state["cache"][0] else 1
+            x_prev = tf.fill([batch], self.start_value)
+        logits, cache = self.stack.step(tf.cast(x_prev, tf.int32), state["cache"], state["t"], bias_t)
+        return logits, {"t": state["t"] + 1, "cache": cache}
+
+    def _generate_fn(self, jit: bool):
+        key = bool(jit)
+        if key not in self._generate_fns:
+            def run(state, x_prev, n_steps, temperature, seed, conditioning, conditioning_hop):
+                out = tf.TensorArray(tf.int32, size=n_steps, element_shape=x_prev.shape)
+
+                def body(i, st, x, out):
+                    bias = None
+                    if conditioning is not None:
+                        bias = tf.gather(conditioning, (st["t"]) // conditioning_hop, axis=1)
+                    logits, st = self.step(st, x, bias)
+                    x = ops.sample_logits(logits, temperature, seed + tf.stack([0, st["t"]]))
+                    return i + 1, st, x, out.write(i, x)
+
+                _, state, x_prev, out = tf.while_loop(lambda i, *_: i < n_steps, body,
+                                                      (tf.constant(0), state, x_prev, out))
+                return state, x_prev, tf.transpose(out.stack())
+
+            self._generate_fns[key] = tf.function(run, jit_compile=jit, reduce_retracing=True)
+        return self._generate_fns[key]
+
+    def generate(self, n_samples: int, batch_size: int = 1, temperature: float = 1.0, seed: Optional[int] = None,
+                 conditioning=None, conditioning_hop: int = 1, chunk_size: int = 4096, jit: Optional[bool] = None,
+                 verbose: Optional[bool] = None) -> tf.Tensor:
+        """Ancestral sampling with per-layer caches; the loop runs in one compiled graph per chunk.
+
+        Args:
+          n_samples: timesteps to generate.
+          batch_size: independent samples drawn in parallel.
+          temperature: softmax temperature (> 0).
+          seed: int; the same seed gives the same samples. None draws a random seed.
+          conditioning: float32 `[B, n_frames, conditioning_channels]` biases (conditioned configs),
+            frame f applying to steps [f * hop, (f + 1) * hop) (e.g. an ADA modulator's output at
+            the code rate with hop h; no audio-rate copy is made).
+          conditioning_hop: steps per conditioning frame.
+          chunk_size: steps per compiled call; progress is printed between chunks.
+          jit: compile the loop with XLA. Default: yes at batch 1, no above (TF's plain matmul is
+            faster than XLA's for many-row products on CPU).
+          verbose: print progress (rate, ETA) between chunks; default when n_samples > chunk_size.
+
+        Returns:
+          int32 `[batch_size, n_samples]`.
+        """
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if self.config.conditioning:
+            if conditioning is None:
+                raise ValueError(f"{self.config.name} is conditioned: pass conditioning")
+            conditioning = tf.convert_to_tensor(conditioning, tf.float32)
+            needed = -(-n_samples // conditioning_hop)
+            if conditioning.shape[1] < needed:
+                raise ValueError(f"conditioning has {conditioning.shape[1]} frames; {n_samples} samples at hop "
+                                 f"{conditioning_hop} need {needed}")
+            batch_size = conditioning.shape[0]
+        jit = (batch_size == 1) if jit is None else jit
+        verbose = n_samples > chunk_size if verbose is None else verbose
+        seed = int(np.random.randint(2 ** 31 - 1)) if seed is None else int(seed)
+        seed_t = tf.constant([seed, 0], tf.int32)
+        fn = self._generate_fn(jit)
+        state = self.init_state(batch_size)
+        x_prev = tf.fill([batch_size], self.start_value)
+        chunks, done, start = [], 0, time.monotonic()
+        hop = tf.constant(conditioning_hop, tf.int32)
+        while done < n_samples:
+            n = min(chunk_size, n_samples - done)
+            state, x_prev, out = fn(state, x_prev, tf.constant(n), tf.constant(temperature, tf.float32), seed_t,
+                                    conditioning, hop)
+            chunks.append(out)
+            done += n
+            if verbose:
+                rate = done / (time.monotonic() - start)
+                print(f"generate: {done:,}/{n_samples:,} samples x {batch_size}  {rate:,.0f} steps/s  "
+                      f"ETA {(n_samples - done) / rate:,.0f}s", file=sys.stderr, flush=True)
+        return tf.concat(chunks, axis=1)
