@@ -17,3 +17,17 @@ def test_cli_prepare_end_to_end(recordings, tmp_path, capsys):
     assert "skipped 4 file(s)" in text and "corrupt.flac" in text and "manifest.json" in text
     assert cli.main(["prepare", str(tmp_path / "missing"), str(out)]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_bench_train_and_generate_write_json(tmp_path):
+    out = tmp_path / "t.json"
+    assert bench.main(["train", "--model", "local", "--scale", "tiny", "--batch-size", "2", "--n-samples", "64",
+                       "--repeats", "1", "--no-jit", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["results"][0]
+    assert row["timesteps_per_s"] > 0 and 0 < row["share_of_peak"] and row["matmul_peak_gflop_per_s"] > 1
+    out = tmp_path / "g.json"
+    assert bench.main(["generate", "--model", "large", "--scale", "tiny", "--batch-sizes", "1,3", "--n-samples", "50",
+                       "--repeats", "1", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert [r["batch"] for r in payload["results"]] == [1, 3]
+    assert payload["config"]["receptive_field"] == 31

@@ -179,3 +179,11 @@ def test_paper_receptive_fields_and_sizes():
         configs.local_model("huge")
     with pytest.raises(ValueError, match="odd"):
         dataclasses.replace(configs.encoder("tiny"), filter_length=2)
+
+
+def test_sequences_shorter_than_the_dilation():
+    cfg = CASES["k3_continuous"]
+    net = WaveNet(cfg)
+    x, _ = random_input(cfg, 2, 30)
+    short = net(x[:, :3]).numpy()  # dilation 8 > T = 3: those taps see only padding
+    np.testing.assert_allclose(short, net(x).numpy()[:, :3], atol=1e-6)

@@ -102,6 +102,85 @@ def bench_data(args) -> dict:
     return {"bench": "data", "machine": machine_info(), "results": [row]}
 
 
+# --- models -------------------------------------------------------------------------------------
+
+def bench_model_config(model: str, scale: str):
+    from tf_ada import configs
+    if model.startswith("ada-"):
+        return None  # handled by the ADA benchmark
+    if model == "local":  # the local model alone (unconditioned), as in the peers' comparison
+        return configs.local_model(scale, conditioning=False)
+    if model not in configs.WAVENETS:
+        raise SystemExit(f"unknown model {model!r}; choose from {sorted(configs.WAVENETS)}")
+    return configs.WAVENETS[model](scale)
+
+
+def _timed(fn, repeats: int) -> float:
+    fn()  # warm-up: tracing and compilation
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_train(args) -> dict:
+    """Training throughput: forward + backward + Adam on batch x n_samples excerpts."""
+    from tf_ada.models import WaveNet
+    cfg = bench_model_config(args.model, args.scale)
+    peak = matmul_gflops()
+    net = WaveNet(cfg)
+    opt = tf.keras.optimizers.Adam(1e-4)
+    x = tf.constant(np.random.default_rng(0).integers(0, cfg.n_input_classes, (args.batch_size, args.n_samples)),
+                    tf.int32)
+    net(x[:, :8])
+    opt.build(net.trainable_variables)
+
+    @tf.function(jit_compile=args.jit)
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = WaveNet.loss_fn(x, net(x))
+        grads = tape.gradient(loss, net.trainable_variables)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return loss
+
+    seconds = _timed(lambda: step(x).numpy(), args.repeats)
+    steps = args.batch_size * args.n_samples / seconds
+    gflops = 3 * cfg.flops_per_timestep() * steps / 1e9  # backward ~ 2x forward
+    row = {"model": cfg.name, "batch": args.batch_size, "n_samples": args.n_samples, "jit": args.jit,
+           "timesteps_per_s": steps, "gflop_per_s": gflops, "matmul_peak_gflop_per_s": peak,
+           "share_of_peak": gflops / peak, "mflop_per_timestep_fwd": cfg.flops_per_timestep() / 1e6,
+           "peak_rss_mib": peak_rss_mib()}
+    print_table([row], list(row))
+    return {"bench": "train", "machine": machine_info(), "config": _cfg_dict(cfg), "results": [row]}
+
+
+def bench_generate(args) -> dict:
+    """Cached generation: samples/s at each batch size (default 1 and 16), n_samples per sample."""
+    from tf_ada.models import WaveNet
+    cfg = bench_model_config(args.model, args.scale)
+    peak = matmul_gflops()
+    net = WaveNet(cfg)
+    rows = []
+    for batch in args.batch_sizes:
+        rss_before = peak_rss_mib()
+        seconds = _timed(lambda: net.generate(args.n_samples, batch_size=batch, seed=0, verbose=False).numpy(),
+                         args.repeats)
+        rate = args.n_samples * batch / seconds
+        rows.append({"model": cfg.name, "batch": batch, "n_samples": args.n_samples,
+                     "jit": batch == 1, "samples_per_s": rate, "steps_per_s": rate / batch,
+                     "gflop_per_s": cfg.flops_per_timestep() * rate / 1e9, "matmul_peak_gflop_per_s": peak,
+                     "peak_rss_mib": peak_rss_mib(), "rss_growth_mib": peak_rss_mib() - rss_before})
+    print_table(rows, list(rows[0]))
+    return {"bench": "generate", "machine": machine_info(), "config": _cfg_dict(cfg), "results": rows}
+
+
+def _cfg_dict(cfg) -> dict:
+    from tf_ada.configs import config_to_dict
+    return {**config_to_dict(cfg), "receptive_field": cfg.receptive_field}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tf_ada.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -112,9 +191,29 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--out", default="runs/bench/data.json")
     p.set_defaults(func=bench_data)
+
+    p = sub.add_parser("train", help="training timesteps/s (forward + backward + Adam)")
+    p.add_argument("--model", default="local", help="local | large | very_large | thin")
+    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--n-samples", type=int, default=8192)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True, help="XLA-compile the step")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=bench_train)
+
+    p = sub.add_parser("generate", help="cached generation samples/s at batch 1 and 16")
+    p.add_argument("--model", default="local", help="local | large | very_large | thin")
+    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"])
+    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16])
+    p.add_argument("--n-samples", type=int, default=2000)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=bench_generate)
     args = parser.parse_args(argv)
     payload = args.func(args)
-    write_json(args.out, payload)
+    out = args.out or f"runs/bench/{args.what}-{getattr(args, 'model', 'data')}-{getattr(args, 'scale', '')}.json"
+    write_json(out, payload)
     return 0
 
 

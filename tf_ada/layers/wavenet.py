@@ -30,8 +30,8 @@ def shift_time(y: tf.Tensor, offset: int) -> tf.Tensor:
     """z[:, t] = y[:, t + offset], zero where t + offset falls outside `[0, T)`. y: `[B, T, C]`."""
     if offset == 0:
         return y
-    n = abs(offset)
     t = tf.shape(y)[1]
+    n = tf.minimum(abs(offset), t)  # a shift of T or more leaves only padding
     if offset < 0:
         return tf.pad(y[:, : t - n], [[0, 0], [n, 0], [0, 0]])
     return tf.pad(y[:, n:], [[0, 0], [0, n], [0, 0]])

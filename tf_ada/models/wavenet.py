@@ -90,25 +90,30 @@ class WaveNet(keras.Model):
         logits, cache = self.stack.step(tf.cast(x_prev, tf.int32), state["cache"], state["t"], bias_t)
         return logits, {"t": state["t"] + 1, "cache": cache}
 
-    def _generate_fn(self, jit: bool):
-        key = bool(jit)
+    def _generate_fn(self, jit: bool, chunk_size: int):
+        """The compiled sampling loop: up to `chunk_size` steps per call, state in and out.
+
+        The output buffer has the fixed size `chunk_size` and the trip count is a tensor, so one
+        compilation serves every call (XLA would otherwise recompile for each new length)."""
+        key = (bool(jit), int(chunk_size))
         if key not in self._generate_fns:
             def run(state, x_prev, n_steps, temperature, seed, conditioning, conditioning_hop):
-                out = tf.TensorArray(tf.int32, size=n_steps, element_shape=x_prev.shape)
+                out = tf.TensorArray(tf.int32, size=chunk_size, element_shape=x_prev.shape)
 
                 def body(i, st, x, out):
                     bias = None
                     if conditioning is not None:
-                        bias = tf.gather(conditioning, (st["t"]) // conditioning_hop, axis=1)
+                        bias = tf.gather(conditioning, st["t"] // conditioning_hop, axis=1)
                     logits, st = self.step(st, x, bias)
                     x = ops.sample_logits(logits, temperature, seed + tf.stack([0, st["t"]]))
                     return i + 1, st, x, out.write(i, x)
 
                 _, state, x_prev, out = tf.while_loop(lambda i, *_: i < n_steps, body,
-                                                      (tf.constant(0), state, x_prev, out))
+                                                      (tf.constant(0), state, x_prev, out),
+                                                      maximum_iterations=chunk_size)
                 return state, x_prev, tf.transpose(out.stack())
 
-            self._generate_fns[key] = tf.function(run, jit_compile=jit, reduce_retracing=True)
+            self._generate_fns[key] = tf.function(run, jit_compile=jit)
         return self._generate_fns[key]
 
     def generate(self, n_samples: int, batch_size: int = 1, temperature: float = 1.0, seed: Optional[int] = None,
@@ -148,7 +153,7 @@ class WaveNet(keras.Model):
         verbose = n_samples > chunk_size if verbose is None else verbose
         seed = int(np.random.randint(2 ** 31 - 1)) if seed is None else int(seed)
         seed_t = tf.constant([seed, 0], tf.int32)
-        fn = self._generate_fn(jit)
+        fn = self._generate_fn(jit, chunk_size)
         state = self.init_state(batch_size)
         x_prev = tf.fill([batch_size], self.start_value)
         chunks, done, start = [], 0, time.monotonic()
@@ -157,7 +162,7 @@ class WaveNet(keras.Model):
             n = min(chunk_size, n_samples - done)
             state, x_prev, out = fn(state, x_prev, tf.constant(n), tf.constant(temperature, tf.float32), seed_t,
                                     conditioning, hop)
-            chunks.append(out)
+            chunks.append(out[:, :n])
             done += n
             if verbose:
                 rate = done / (time.monotonic() - start)
