@@ -14,7 +14,7 @@ APT_PACKAGES := libmp3lame0 fluidsynth sox npm
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,corpus]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -21,15 +21,30 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
+def _cmd_corpus(args) -> int:
+    from tf_ada.corpus import build
+    sources = args.sources.split(",") if args.sources else build.ALL_SOURCES
+    info = build.build(args.out, hours=args.hours, sources=sources, tiny=args.tiny, jobs=args.jobs, seed=args.seed)
+    for source, s in sorted(info["sources"].items()):
+        print(f"  {source:>11}: {s['pieces']:4d} pieces  {s['hours']:.2f} h" + ("  (solo piano)" if s["solo_piano"] else ""))
+    print(f"  {'total':>11}: {info['total_hours']:.2f} h; {len(info['failed'])} piece(s) failed (see corpus.json)")
     from tf_ada import data
-    from tf_ada.corpus import notes
-    out = os.path.join(args.out, "data")
-    src = notes.piano_layer(args.velocity)
-    print(f"demo: default data = {len(os.listdir(src))} recorded piano notes ({notes.ATTRIBUTION})")
-    manifest = data.prepare(src, out, data.PrepareOptions(eval_fraction=0.1, seed=0))
-    print(data.summary(manifest))
-    print(f"demo: shards and manifest in {out}")
+    print(data.summary(data.load_manifest(os.path.join(args.out, "data"))))
+    print(f"corpus: shards in {os.path.join(args.out, 'data')}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    """The main job on the built-in default data: build (or reuse) the rendered piano corpus."""
+    from tf_ada import data
+    from tf_ada.corpus import build
+    out = os.path.join(args.out, "corpus")
+    print(f"demo: building the default piano corpus ({args.hours} h) in {out}; cached after the first run")
+    info = build.build(out, hours=args.hours, tiny=args.tiny, jobs=args.jobs)
+    for source, s in sorted(info["sources"].items()):
+        print(f"  {source:>11}: {s['pieces']:4d} pieces  {s['hours']:.2f} h")
+    print(data.summary(data.load_manifest(os.path.join(out, "data"))))
+    print(f"demo: shards in {os.path.join(out, 'data')}; corpus details in {os.path.join(out, 'corpus.json')}")
     return 0
 
 
@@ -47,9 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", help="CSV of `relative_path_or_piece,split` rows overriding the split")
     p.set_defaults(func=_cmd_prepare)
 
+    p = sub.add_parser("corpus", help="the built-in piano corpus")
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
+    p = corpus_sub.add_parser("build", help="render real compositions with the sampled piano, then prepare")
+    p.add_argument("out")
+    p.add_argument("--hours", type=float, default=3.0, help="all solo piano, plus other material up to this total")
+    p.add_argument("--sources", help="comma-separated subset of jam,keyboard,chorales,quartets,palestrina")
+    p.add_argument("--tiny", action="store_true", help="about one minute (two pieces), for tests")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_corpus)
+
     p = sub.add_parser("demo", help="the main job on the built-in default data")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--velocity", type=int, default=8, help="Salamander velocity layer for the note set")
+    p.add_argument("--hours", type=float, default=3.0)
+    p.add_argument("--tiny", action="store_true")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     p.set_defaults(func=_cmd_demo)
     return parser
 

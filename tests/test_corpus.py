@@ -1,0 +1,150 @@
+import hashlib
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from tf_ada.audio import load_audio
+from tf_ada.corpus import build, piano, soundfont
+
+mido = pytest.importorskip("mido")
+needs_synth = pytest.mark.skipif(not (shutil.which("fluidsynth") and shutil.which("sox")),
+                                 reason="fluidsynth and sox are installed by `make test` (as root)")
+
+
+def sine_zone(freq, root, rate=24000, seconds=3.0, **kw):
+    t = np.arange(int(rate * seconds)) / rate
+    x = (0.5 * np.sin(2 * np.pi * freq * t) * np.exp(-t)).astype(np.float64)
+    kw = {"key_lo": 0, "key_hi": 127, **kw}
+    return soundfont.Zone(samples=np.round(x * 32767).astype(np.int16), sample_rate=rate, root_key=root, **kw)
+
+
+def write_midi(path, notes, program=None, drums=False):
+    """notes: (key, velocity, start_beats, length_beats) on channel 0 at 120 bpm."""
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    events = []
+    if program is not None:
+        events.append((0, mido.Message("program_change", program=program, channel=0)))
+    for key, vel, start, length in notes:
+        events.append((int(start * 480), mido.Message("note_on", note=key, velocity=vel, channel=0)))
+        events.append((int((start + length) * 480), mido.Message("note_off", note=key, velocity=0, channel=0)))
+        if drums:
+            events.append((int(start * 480), mido.Message("note_on", note=36, velocity=100, channel=9)))
+            events.append((int((start + 0.1) * 480), mido.Message("note_off", note=36, velocity=0, channel=9)))
+    now = 0
+    for tick, msg in sorted(events, key=lambda e: e[0]):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    mid.save(path)
+    return path
+
+
+def dominant_hz(x, rate=16000):
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return np.argmax(spectrum) * rate / x.size
+
+
+def test_salamander_names_bands_and_key_ranges():
+    assert piano.note_to_midi("A0v1.ogg") == 21 and piano.note_to_midi("C4v8.ogg") == 60
+    assert piano.note_to_midi("D#3v16.ogg") == 51 and piano.note_to_midi("C8v2.ogg") == 108
+    with pytest.raises(ValueError):
+        piano.note_to_midi("readme.txt")
+    bands = piano.velocity_bands(16)
+    assert bands[0] == (0, 7) and bands[-1] == (120, 127)
+    assert all(b[0] == a[1] + 1 for a, b in zip(bands, bands[1:]))
+    ranges = piano.key_ranges([21, 24, 27, 108])
+    assert ranges[21] == (0, 22) and ranges[24] == (23, 25) and ranges[108][1] == 127
+
+
+def test_soundfont_round_trip(tmp_path):
+    zones = [sine_zone(220.0, 57, key_lo=0, key_hi=63, vel_lo=0, vel_hi=63, name="low"),
+             sine_zone(330.0, 64, key_lo=64, key_hi=127, vel_lo=64, vel_hi=127, name="high")]
+    path = str(tmp_path / "t.sf2")
+    digest = soundfont.write_sf2(path, zones)
+    assert digest == hashlib.sha256(open(path, "rb").read()).hexdigest()
+    back = soundfont.read_sf2_zones(path)
+    assert [(z["key"], z["vel"], z["root_key"], z["sample_rate"]) for z in back] == \
+           [((0, 63), (0, 63), 57, 24000), ((64, 127), (64, 127), 64, 24000)]
+    for z, b in zip(zones, back):
+        np.testing.assert_array_equal(z.samples, b["samples"])
+    assert soundfont.write_sf2(str(tmp_path / "u.sf2"), zones) == digest  # deterministic
+
+
+@needs_synth
+def test_fluidsynth_plays_the_right_pitch_and_ignores_velocity_for_level(tmp_path):
+    sf2 = str(tmp_path / "sine.sf2")
+    soundfont.write_sf2(sf2, [sine_zone(220.0, 57)])  # A3 sample
+    # A4 (key 69) soft at 0 s, loud at 1.5 s (120 bpm: a beat is 0.5 s), each 1 s long
+    midi = write_midi(str(tmp_path / "n.mid"), [(69, 30, 0, 2), (69, 120, 3, 2)])
+    wav = str(tmp_path / "n.wav")
+    build.render(midi, sf2, wav)
+    x = load_audio(wav)
+    soft, loud = x[int(0.1 * 16000):int(0.9 * 16000)], x[int(1.6 * 16000):int(2.4 * 16000)]
+    assert abs(dominant_hz(soft) - 440.0) < 5 and abs(dominant_hz(loud) - 440.0) < 5
+    # velocity-to-attenuation/filter modulators are switched off: one layer plays at one level
+    assert abs(np.sqrt(np.mean(soft ** 2)) / np.sqrt(np.mean(loud ** 2)) - 1) < 0.02
+
+
+@needs_synth
+def test_rendering_is_bit_reproducible(tmp_path):
+    sf2 = str(tmp_path / "sine.sf2")
+    soundfont.write_sf2(sf2, [sine_zone(220.0, 57)])
+    midi = write_midi(str(tmp_path / "c.mid"), [(60, 90, 0, 1), (64, 90, 0, 1), (67, 90, 0.5, 2)])
+    digests = []
+    for i in range(2):
+        build.render(midi, sf2, str(tmp_path / f"r{i}.wav"))
+        digests.append(hashlib.sha256(open(tmp_path / f"r{i}.wav", "rb").read()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_clean_midi_sets_piano_and_drops_drums(tmp_path):
+    src = write_midi(str(tmp_path / "in.mid"), [(60, 80, 0, 1), (62, 80, 1, 1)], program=40, drums=True)
+    dst = str(tmp_path / "out.mid")
+    length = build.clean_midi(src, dst)
+    msgs = list(mido.MidiFile(dst).tracks[0])
+    assert [m.program for m in msgs if m.type == "program_change"] == [0]
+    assert not [m for m in msgs if not m.is_meta and m.channel == 9]
+    # note timing survives the removal of the interleaved drum messages
+    ticks, starts = 0, []
+    for m in msgs:
+        ticks += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            starts.append((m.note, ticks))
+    assert starts == [(60, 0), (62, 480)]
+    assert abs(length - mido.MidiFile(src).length) < 1e-6
+
+
+def test_split_holds_whole_works_and_some_solo_piano():
+    pieces = [build.Piece("quartets", f"haydn/op{i}/movement{m}.mxl", f"haydn/op{i}", False)
+              for i in range(30) for m in range(4)]
+    pieces += [build.Piece("jam", f"p{i}.mid", f"p{i}.mid", True) for i in range(14)]
+    splits = build.choose_splits(pieces, 0.01, seed=0)
+    for i in range(30):
+        assert len({splits[f"quartets__haydn__op{i}__movement{m}.wav"] for m in range(4)}) == 1
+    held = [p for p in pieces if splits[p.name + ".wav"] == "eval"]
+    assert any(p.solo for p in held) and any(not p.solo for p in held)
+    assert len(held) < 0.2 * len(pieces)
+
+
+@pytest.mark.slow
+@needs_synth
+def test_tiny_corpus_builds_end_to_end(tmp_path):
+    out = str(tmp_path / "corpus")
+    info = build.build(out, tiny=True, log=lambda s: None)
+    assert not info["failed"]
+    assert 0.8 < info["total_hours"] * 60 < 1.2  # about one minute
+    totals = info["manifest_totals"]
+    assert set(totals) == {"train", "eval"}
+    assert sum(t["n_files"] for t in totals.values()) == 2
+    x = load_audio(os.path.join(out, "wav", "keyboard__mozart__k545__movement1_exposition.wav"))
+    assert 0.85 < np.abs(x).max() < 0.95  # normalised to -1 dBFS
+    # a second build renders nothing new and gives the same bytes
+    before = {f: hashlib.sha256(open(os.path.join(out, "wav", f), "rb").read()).hexdigest()
+              for f in os.listdir(os.path.join(out, "wav"))}
+    build.build(out, tiny=True, log=lambda s: None)
+    after = {f: hashlib.sha256(open(os.path.join(out, "wav", f), "rb").read()).hexdigest()
+             for f in os.listdir(os.path.join(out, "wav"))}
+    assert before == after

