@@ -148,3 +148,11 @@ def test_tiny_corpus_builds_end_to_end(tmp_path):
     after = {f: hashlib.sha256(open(os.path.join(out, "wav", f), "rb").read()).hexdigest()
              for f in os.listdir(os.path.join(out, "wav"))}
     assert before == after
+
+
+def test_forced_held_out_works_are_the_shortest():
+    pieces = [build.Piece("jam", f"p{i}.mid", f"p{i}.mid", True) for i in range(5)]
+    pieces += [build.Piece("quartets", f"q{i}.mxl", f"q{i}", False) for i in range(5)]
+    seconds = {p.name: 600.0 - 10 * i for i, p in enumerate(pieces)}
+    splits = build.choose_splits(pieces, 0.0, seed=0, seconds=seconds)
+    assert sorted(k for k, v in splits.items() if v == "eval") == ["jam__p4.wav", "quartets__q4.wav"]

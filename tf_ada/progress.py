@@ -45,7 +45,7 @@ class Progress:
     def line(self, note: str = "") -> str:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         rate = self.done / elapsed
-        remaining = (self.total - self.done) / rate if rate > 0 else float("inf")
+        remaining = max(self.total - self.done, 0.0) / rate if rate > 0 else float("inf")
         pct = 100.0 * self.done / self.total if self.total else 100.0
         text = (f"{self.label}: {self.done:,.0f}/{self.total:,.0f} {self.unit} ({pct:5.1f}%) "
                 f"{rate:,.1f} {self.unit}/s elapsed {_fmt_seconds(elapsed)} ETA {_fmt_seconds(remaining)}")

@@ -201,16 +201,26 @@ def _piece_job(args):
         return piece, 0.0, f"{type(e).__name__}: {str(e)[:300]}"
 
 
-def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int) -> dict:
-    """Held-out works (never parts of one): about `eval_fraction` of the works, including at least
-    one solo-piano work and, when there are any, one work of the other material."""
+def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
+                  seconds: Optional[dict] = None) -> dict:
+    """Held-out works (never parts of one): works whose hash(seed, work) < eval_fraction, plus,
+    where that leaves a group without one, the shortest solo-piano work and the shortest work of
+    the other material (so the held-out split has both and stays small).
+
+    Args:
+      seconds: {piece name: duration}; without it every piece counts as equally long.
+    """
     from tf_ada.data import _unit_hash
-    works = sorted({(p.work, p.solo) for p in pieces})
+    seconds = seconds or {}
+    work_seconds: dict = {}
+    for p in pieces:
+        work_seconds[(p.work, p.solo)] = work_seconds.get((p.work, p.solo), 0.0) + seconds.get(p.name, 1.0)
+    works = sorted(work_seconds)
     held = {w for w, _ in works if _unit_hash(seed, w) < eval_fraction}
     for solo in (True, False):
-        group = [w for w, s in works if s == solo]
-        if group and not held & set(group) and len(works) > 1:
-            held.add(min(group, key=lambda w: _unit_hash(seed, w)))
+        group = [(w, s) for w, s in works if s == solo]
+        if group and not held & {w for w, _ in group} and len(works) > 1:
+            held.add(min(group, key=lambda ws: (work_seconds[ws], _unit_hash(seed, ws[0])))[0])
     return {p.name + ".wav": ("eval" if p.work in held else "train") for p in pieces}
 
 
@@ -231,35 +241,51 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
         pieces = list_pieces(sources)
     cache = cache_dir("renders")
     wav_dir = os.path.join(out, "wav")
-    # solo piano first (all of it), then the other sources interleaved until the budget is spent
+    # all solo piano first; then, while under the budget, the next piece of whichever other
+    # source has the fewest hours so far (in-flight pieces counted at their source's mean length)
     solo = [p for p in pieces if p.solo]
-    others = {s: [p for p in pieces if p.source == s and not p.solo] for s in sources}
-    queue = list(solo)
-    rest = [p for group in zip_longest_all(*others.values()) for p in group]
+    others = {src: [p for p in pieces if p.source == src and not p.solo] for src in sources}
+    others = {src: list(reversed(q)) for src, q in others.items() if q}
     budget = hours * 3600.0
     done_seconds, results, failed = 0.0, [], {}
-    progress = Progress(budget if not tiny else len(queue), "corpus", unit="s of music" if not tiny else "pieces",
+    seconds_by_source: dict = {}
+    count_by_source: dict = {}
+    in_flight: dict = {}
+    progress = Progress(len(solo) if tiny else budget, "corpus", unit="pieces" if tiny else "s of music",
                         interval=10.0)
-    todo = iter(queue + rest)
+    solo_queue = list(reversed(solo))
+
+    def next_piece():
+        if solo_queue:
+            return solo_queue.pop()
+        if tiny or done_seconds + sum(_mean(s) for s in in_flight.values()) >= budget:
+            return None
+        live = [src for src, q in others.items() if q]
+        if not live:
+            return None
+        src = min(live, key=lambda src: seconds_by_source.get(src, 0.0) + _mean(src) * in_flight_count(src))
+        return others[src].pop()
+
+    def _mean(src):
+        return seconds_by_source.get(src, 0.0) / count_by_source[src] if count_by_source.get(src) else 120.0
+
+    def in_flight_count(src):
+        return sum(1 for s in in_flight.values() if s == src)
+
     with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
-        running = set()
-        exhausted = False
         while True:
-            while not exhausted and len(running) < 2 * jobs and (tiny or done_seconds < budget or len(results) < len(solo)):
-                p = next(todo, None)
+            while len(in_flight) < 2 * jobs:
+                p = next_piece()
                 if p is None:
-                    exhausted = True
-                    break
-                if not tiny and not p.solo and done_seconds >= budget:
-                    exhausted = True
                     break
                 out_wav = os.path.join(wav_dir, p.name + ".wav")
-                running.add(pool.submit(_piece_job, (p, source_path(p), sf2, out_wav, cache,
-                                                     TINY_SECONDS if tiny else None)))
-            if not running:
+                fut = pool.submit(_piece_job, (p, source_path(p), sf2, out_wav, cache, TINY_SECONDS if tiny else None))
+                in_flight[fut] = p.source
+            if not in_flight:
                 break
-            finished, running = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            finished, _ = concurrent.futures.wait(list(in_flight), return_when=concurrent.futures.FIRST_COMPLETED)
             for fut in finished:
+                in_flight.pop(fut)
                 p, seconds, error = fut.result()
                 if error:
                     failed[p.name] = error
@@ -267,9 +293,11 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
                     continue
                 results.append((p, seconds))
                 done_seconds += seconds
-                progress.update(seconds if not tiny else 1, note=f"{len(results)} pieces")
+                seconds_by_source[p.source] = seconds_by_source.get(p.source, 0.0) + seconds
+                count_by_source[p.source] = count_by_source.get(p.source, 0) + 1
+                progress.update(1 if tiny else seconds, note=f"{len(results)} pieces")
     built = [p for p, _ in results]
-    splits = choose_splits(built, eval_fraction, seed)
+    splits = choose_splits(built, eval_fraction, seed, {p.name: sec for p, sec in results})
     with open(os.path.join(out, "splits.csv"), "w", newline="") as f:
         csv.writer(f).writerows(sorted(splits.items()))
     # pieces rendered by an earlier, larger build but not chosen now are not part of this corpus
@@ -292,12 +320,6 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
     manifest = data.prepare(wav_dir, os.path.join(out, "data"), data.PrepareOptions(split_overrides=splits), log=log)
     info["manifest_totals"] = manifest["totals"]
     return info
-
-
-def zip_longest_all(*groups):
-    n = max((len(g) for g in groups), default=0)
-    for i in range(n):
-        yield [g[i] for g in groups if i < len(g)]
 
 
 if __name__ == "__main__":  # python -m tf_ada.corpus.build OUT
