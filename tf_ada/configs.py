@@ -17,7 +17,7 @@ from typing import Optional
 from tf_ada import ops
 
 SCALES = ("tiny", "cpu", "paper")
-INPUT_KINDS = ("one_hot", "continuous")
+INPUT_KINDS = ("one_hot", "continuous", "vector")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +35,11 @@ class WaveNetConfig:
         our choice: equal to residual_channels.
       causal: causal (autoregressive models) or centred (encoder, modulator) convolutions.
       input_kind: "one_hot" (a learned embedding of the n_input_classes symbols, i.e. a 1x1
-        convolution of one-hot vectors) or "continuous" (the mu-law value decoded to a scalar in
-        [-1, 1], Table 1's "continuous" input).
-      n_input_classes: input alphabet size (256 for mu-law audio, K for codes).
+        convolution of one-hot vectors), "continuous" (the mu-law value decoded to a scalar in
+        [-1, 1], Table 1's "continuous" input) or "vector" (float vectors of n_input_classes
+        channels, linearly projected: the modulator's input, the quantised queries).
+      n_input_classes: input alphabet size (256 for mu-law audio, K for codes; the vector size
+        for "vector" input).
       output_channels: outputs per timestep (256 logits for audio models; query dimension or
         bias channels for encoders and modulators).
       conditioning: whether every dilated convolution takes a time-dependent bias input
@@ -104,7 +106,7 @@ class WaveNetConfig:
         residual = (self.n_layers - 1) * i * r  # residual 1x1 (none after the last block)
         skip = self.n_layers * i * s
         head = s * s + s * self.output_channels
-        inp = r if self.input_kind == "continuous" else 0  # embedding lookup is free
+        inp = {"one_hot": 0, "continuous": r, "vector": self.n_input_classes * r}[self.input_kind]
         return 2 * (self.n_layers * per_block + residual + skip + head + inp)
 
 
@@ -145,11 +147,12 @@ def encoder(scale: str = "paper", input_kind: str = "continuous", query_channels
     return _noncausal(scale, "encoder", input_kind, 256, query_channels)
 
 
-def modulator(scale: str = "paper", n_codes: int = 256, local: Optional[WaveNetConfig] = None) -> WaveNetConfig:
-    """ADA modulator (app. A): same stack as the encoder, at the code rate, input = codes, output
-    = one bias per gate channel of every dilated convolution of `local`."""
+def modulator(scale: str = "paper", code_channels: int = 64, local: Optional[WaveNetConfig] = None) -> WaveNetConfig:
+    """ADA modulator (app. A): same stack as the encoder, at the code rate. Input: the quantised
+    queries (D-dim codebook vectors for VQ-VAE, K-dim one-hot vectors for AMAE), linearly
+    embedded; output: one bias per gate channel of every dilated convolution of `local`."""
     local = local or local_model(scale)
-    return _noncausal(scale, "modulator", "one_hot", n_codes, local.conditioning_channels)
+    return _noncausal(scale, "modulator", "vector", code_channels, local.conditioning_channels)
 
 
 def _unconditional(scale, name, n_stages, n_repeats, channels, input_kind, n_input_classes):
@@ -181,13 +184,92 @@ def thin_wavenet(scale: str = "paper", input_kind: str = "continuous", n_classes
 
 
 WAVENETS = {"local": local_model, "large": large_wavenet, "very_large": very_large_wavenet, "thin": thin_wavenet}
+QUANTIZERS = ("vq", "amae", "amae_softmax")
+
+
+@dataclasses.dataclass(frozen=True)
+class ADAConfig:
+    """An autoregressive discrete autoencoder (sec. 3, app. A).
+
+    Attributes:
+      encoder, modulator, local: the three WaveNets.
+      quantizer: "vq" (VQ-VAE, Eq. 1), "amae" (ReLU + divisive normalisation, Eq. 2) or
+        "amae_softmax" (softmax + entropy loss; row 1.6).
+      hop: h, audio samples per code (8 or 64).
+      n_codes: K (256: "8-bit codes").
+      code_channels: D, the query size (VQ-VAE: our choice 64; AMAE: K).
+      beta: VQ-VAE commitment scale (tuned per architecture in the paper; value not given: our 0.25).
+      gamma: VQ-VAE K-means EMA decay (value not given: our 0.99).
+      nu: AMAE diversity scale (value lost: our 0.1 with the normalisation of `ArgmaxQuantizer`).
+      data_init, restart_dead_codes: codebook-collapse remedies (off for the paper rows).
+    """
+    encoder: WaveNetConfig
+    modulator: WaveNetConfig
+    local: WaveNetConfig
+    quantizer: str = "vq"
+    hop: int = 8
+    n_codes: int = 256
+    code_channels: int = 64
+    beta: float = 0.25
+    gamma: float = 0.99
+    nu: float = 0.1
+    data_init: bool = False
+    restart_dead_codes: bool = False
+    name: str = "ada"
+
+    def __post_init__(self):
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {self.quantizer!r}")
+        if self.quantizer != "vq" and self.code_channels != self.n_codes:
+            raise ValueError("AMAE queries have one channel per code: code_channels must equal n_codes")
+        if self.encoder.output_channels != self.code_channels or self.modulator.n_input_classes != self.code_channels:
+            raise ValueError("encoder output and modulator input must have code_channels channels")
+        if self.modulator.output_channels != self.local.conditioning_channels or not self.local.conditioning:
+            raise ValueError("the modulator must produce one bias per gate channel of the conditioned local model")
+
+    @property
+    def encoder_receptive_field(self) -> int:
+        """Audio samples the encoder sees to each side of a timestep (510 at paper scale)."""
+        return self.encoder.half_receptive_field
+
+    @property
+    def encoder_receptive_field_codes(self) -> float:
+        """The encoder's one-sided receptive field in code steps (512 / 8 = 64 in sec. 4.2)."""
+        return self.encoder.half_receptive_field / self.hop
+
+    @property
+    def modulator_receptive_field_samples(self) -> int:
+        """Audio samples the modulator's output at one code depends on, to each side."""
+        return self.modulator.half_receptive_field * self.hop
+
+
+def ada(scale: str, quantizer: str = "vq", input_kind: str = "continuous", hop: int = 8, name: str = "ada",
+        **overrides) -> ADAConfig:
+    """An ADA of appendix A at `scale`: encoder and modulator 2 x 1..128 (k = 3, non-causal),
+    local model 4 x 1..128 (k = 2, causal), K = 256 codes. `input_kind` applies to the encoder
+    and the local model (Table 1: "both on the encoder and decoder side")."""
+    n_codes = 256
+    d = 64 if quantizer == "vq" else n_codes
+    local = local_model(scale, input_kind=input_kind, conditioning=True)
+    return ADAConfig(encoder=encoder(scale, input_kind=input_kind, query_channels=d),
+                     modulator=modulator(scale, code_channels=d, local=local), local=local,
+                     quantizer=quantizer, hop=hop, n_codes=n_codes, code_channels=d, name=name, **overrides)
+
+
+_CLASSES = {"WaveNetConfig": WaveNetConfig, "ADAConfig": ADAConfig}
 
 
 def config_to_dict(config) -> dict:
-    return {"class": type(config).__name__, **dataclasses.asdict(config)}
+    """A config (nested dataclasses) -> JSON-able dict with "class" tags."""
+    out = {"class": type(config).__name__}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        out[f.name] = config_to_dict(v) if dataclasses.is_dataclass(v) else v
+    return out
 
 
 def config_from_dict(d: dict):
+    """Inverse of `config_to_dict`."""
     d = dict(d)
-    cls = {"WaveNetConfig": WaveNetConfig}[d.pop("class", "WaveNetConfig")]
-    return cls(**d)
+    cls = _CLASSES[d.pop("class", "WaveNetConfig")]
+    return cls(**{k: config_from_dict(v) if isinstance(v, dict) and "class" in v else v for k, v in d.items()})

@@ -178,6 +178,10 @@ class WaveNetStack(keras.layers.Layer):
         if c.input_kind == "one_hot":
             self.embedding = self.add_weight(name="embedding", shape=(c.n_input_classes, c.residual_channels),
                                              initializer=keras.initializers.RandomUniform(-1.0, 1.0))
+        elif c.input_kind == "vector":
+            self.input_kernel = self.add_weight(name="input_kernel", shape=(c.n_input_classes, c.residual_channels),
+                                                initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"))
+            self.input_bias = self.add_weight(name="input_bias", shape=(c.residual_channels,), initializer="zeros")
         else:
             self.input_kernel = self.add_weight(name="input_kernel", shape=(1, c.residual_channels),
                                                 initializer=keras.initializers.RandomUniform(-1.0, 1.0))
@@ -208,9 +212,11 @@ class WaveNetStack(keras.layers.Layer):
         return cls(config_from_dict(cfg.pop("config")), **cfg)
 
     def embed(self, x: tf.Tensor) -> tf.Tensor:
-        """int32 symbols `[...]` -> float32 `[..., R]`."""
+        """int32 symbols `[...]` (or float vectors `[..., n_input_classes]`) -> float32 `[..., R]`."""
         if self.config.input_kind == "one_hot":
             return tf.gather(self.embedding, x)
+        if self.config.input_kind == "vector":
+            return tf.matmul(x, self.input_kernel) + self.input_bias
         value = ops.mu_law_decode(x, self.config.n_input_classes)[..., None]
         return tf.matmul(value, self.input_kernel) + self.input_bias
 
@@ -225,24 +231,30 @@ class WaveNetStack(keras.layers.Layer):
         h = tf.nn.relu(tf.matmul(tf.nn.relu(s), self.head_kernel_1) + self.head_bias_1)
         return tf.matmul(h, self.head_kernel_2) + self.head_bias_2
 
-    def call(self, x: tf.Tensor, bias: Optional[tf.Tensor] = None) -> tf.Tensor:
+    def call(self, x: tf.Tensor, bias: Optional[tf.Tensor] = None, bias_hop: int = 1) -> tf.Tensor:
         """Full forward.
 
         Args:
-          x: int32 `[B, T]` input symbols (already shifted by the caller for causal prediction).
-          bias: float32 `[B, T, conditioning_channels]` when the config is conditioned, else None.
+          x: int32 `[B, T]` input symbols (already shifted by the caller for causal prediction),
+            or float32 `[B, T, n_input_classes]` for "vector" input.
+          bias: float32 `[B, T // bias_hop, conditioning_channels]` when the config is
+            conditioned, else None; frame f applies to steps [f * bias_hop, (f + 1) * bias_hop).
+          bias_hop: upsampling factor of the bias by repetition (the ADA's hop; sec. 3.3). Each
+            layer repeats only its own slice, so no audio-rate copy of all biases is made.
 
         Returns:
           float32 `[B, T, output_channels]`.
         """
-        return self.call_embedded(self.embed(x), bias)
+        return self.call_embedded(self.embed(x), bias, bias_hop)
 
-    def call_embedded(self, h: tf.Tensor, bias: Optional[tf.Tensor] = None) -> tf.Tensor:
+    def call_embedded(self, h: tf.Tensor, bias: Optional[tf.Tensor] = None, bias_hop: int = 1) -> tf.Tensor:
         """The stack after the input layer: float32 `[B, T, R]` -> `[B, T, output_channels]`
         (differentiable in its input, which is how tests measure the receptive field)."""
         self._check_bias(bias)
         zs = []
         for block, b in zip(self.blocks, self._split_bias(bias, len(self.blocks))):
+            if b is not None and bias_hop != 1:
+                b = tf.repeat(b, bias_hop, axis=1)
             h, z = block(h, b)
             zs.append(z)
         return self.head(zs)

@@ -57,10 +57,11 @@ class WaveNet(keras.Model):
     def receptive_field(self) -> int:
         return self.config.receptive_field
 
-    def call(self, x, bias=None, training=None):
+    def call(self, x, bias=None, bias_hop: int = 1, training=None):
+        """x int32 `[B, T]` -> logits `[B, T, output_channels]`; bias at 1 / bias_hop of the rate."""
         x = tf.cast(x, tf.int32)
         shifted = tf.concat([tf.fill([tf.shape(x)[0], 1], self.start_value), x[:, :-1]], axis=1)
-        return self.stack(shifted, bias)
+        return self.stack(shifted, bias, bias_hop=bias_hop)
 
     @staticmethod
     def loss_fn(y_true, logits):

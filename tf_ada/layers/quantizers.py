@@ -1,0 +1,229 @@
+"""Discrete bottlenecks of the ADA: VQ-VAE (sec. 3.1, Eq. 1) and the argmax autoencoder (sec. 3.2, Eq. 2).
+
+Both return a `QuantizerOutput` with every term separately (no `add_loss`), because PBT fitness,
+training logs and analysis need them:
+  quantized   straight-through output q + [q_hat - q]           `[B, T, D]`
+  codes       integer codes                                       `[B, T]`
+  loss        the quantiser's total loss term (weighted)           scalar
+  terms       dict of named unweighted terms                       scalars
+  perplexity  exp(entropy of code usage in this batch)             scalar
+  counts      code usage counts in this batch (all replicas)       `[K]`
+
+Notation ([y] = stop_gradient(y)): q query, q_hat quantised query, K codes, D query size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class QuantizerOutput:
+    quantized: tf.Tensor
+    codes: tf.Tensor
+    loss: tf.Tensor
+    terms: dict
+    perplexity: tf.Tensor
+    counts: tf.Tensor
+
+
+def perplexity_from_counts(counts: tf.Tensor) -> tf.Tensor:
+    """exp(entropy) of the usage distribution counts / sum(counts) (sec. 4.1: at most K)."""
+    p = counts / tf.maximum(tf.reduce_sum(counts), 1e-12)
+    return tf.exp(-tf.reduce_sum(tf.math.xlogy(p, p)))
+
+
+def _replica_sum(values):
+    """Sums tensors over the replicas of a distribution strategy (identity without one)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return values
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+
+class VectorQuantizerEMA(keras.layers.Layer):
+    """VQ-VAE bottleneck with an exponentially smoothed K-means codebook (sec. 3.1, Eq. 1).
+
+        L = -log p(x | q_hat) + || [q] - q_hat ||^2 + beta || q - [q_hat] ||^2
+
+    q_hat is the nearest codebook vector (Euclidean). The codebook term is not optimised by
+    gradients: as in the paper, the codebook follows K-means with decay gamma,
+        N_k <- gamma N_k + (1 - gamma) n_k,      m_k <- gamma m_k + (1 - gamma) sum_{i: z_i = k} q_i,
+        e_k  = m_k / N~_k,   N~_k = (N_k + eps) / (sum_j N_j + K eps) * sum_j N_j   (Laplace smoothing).
+    It is still reported as `terms["codebook"]`.
+
+    Args:
+      n_codes: K (256 in the paper).
+      code_channels: D, the query dimension.
+      beta: commitment scale (beta in Eq. 1; tuned per architecture, value not given).
+      gamma: EMA decay of the K-means statistics (gamma; value not given; our default 0.99).
+      epsilon: Laplace smoothing constant.
+      data_init: (off for the paper rows) on the first training batch, set the codebook to
+        randomly chosen queries of that batch.
+      restart_dead_codes: (off for the paper rows) codes whose smoothed count N_k falls below
+        `dead_threshold` are moved to random queries of the current batch.
+
+    The EMA statistics change only when `training=True`. Under a distribution strategy, the
+    per-code counts and sums are summed over replicas before the update, so every replica holds
+    the same codebook.
+    """
+
+    def __init__(self, n_codes: int, code_channels: int, beta: float = 0.25, gamma: float = 0.99,
+                 epsilon: float = 1e-5, data_init: bool = False, restart_dead_codes: bool = False,
+                 dead_threshold: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.n_codes, self.code_channels = int(n_codes), int(code_channels)
+        self.beta, self.gamma, self.epsilon = float(beta), float(gamma), float(epsilon)
+        self.data_init, self.restart_dead_codes = bool(data_init), bool(restart_dead_codes)
+        self.dead_threshold = float(dead_threshold)
+        init = keras.initializers.RandomUniform(-1.0 / math.sqrt(self.code_channels), 1.0 / math.sqrt(self.code_channels))
+        self.codebook = self.add_weight(name="codebook", shape=(self.n_codes, self.code_channels),
+                                        initializer=init, trainable=False, aggregation="mean")
+        self.ema_counts = self.add_weight(name="ema_counts", shape=(self.n_codes,), initializer="ones",
+                                          trainable=False, aggregation="mean")
+        self.ema_sums = self.add_weight(name="ema_sums", shape=(self.n_codes, self.code_channels),
+                                        initializer="zeros", trainable=False, aggregation="mean")
+        self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False,
+                                           aggregation="mean")
+        self.built = True
+
+    def build(self, input_shape):
+        # weights are created in __init__; the EMA sums start equal to the codebook (N_k = 1)
+        pass
+
+    def get_config(self):
+        return {**super().get_config(), "n_codes": self.n_codes, "code_channels": self.code_channels,
+                "beta": self.beta, "gamma": self.gamma, "epsilon": self.epsilon, "data_init": self.data_init,
+                "restart_dead_codes": self.restart_dead_codes, "dead_threshold": self.dead_threshold}
+
+    def distances(self, flat: tf.Tensor) -> tf.Tensor:
+        """Squared Euclidean distances `[N, K]` of queries `[N, D]` to the codebook."""
+        e = tf.convert_to_tensor(self.codebook)
+        return (tf.reduce_sum(flat ** 2, 1, keepdims=True) - 2.0 * tf.matmul(flat, e, transpose_b=True)
+                + tf.reduce_sum(e ** 2, 1)[None, :])
+
+    def lookup(self, codes: tf.Tensor) -> tf.Tensor:
+        """Codebook vectors of int codes `[...]` -> `[..., D]`."""
+        return tf.gather(tf.convert_to_tensor(self.codebook), codes)
+
+    def call(self, q: tf.Tensor, training=False) -> QuantizerOutput:
+        """q: float32 `[B, T, D]` queries -> `QuantizerOutput`."""
+        flat = tf.reshape(q, [-1, self.code_channels])
+        if training and self.data_init:
+            self._maybe_data_init(flat)
+        codes_flat = tf.argmin(self.distances(flat), axis=1, output_type=tf.int32)
+        one_hot = tf.one_hot(codes_flat, self.n_codes, dtype=flat.dtype)
+        counts, sums = _replica_sum([tf.reduce_sum(one_hot, 0), tf.matmul(one_hot, flat, transpose_a=True)])
+        if training:
+            self._ema_update(counts, sums, flat)
+        q_hat = tf.reshape(self.lookup(codes_flat), tf.shape(q))
+        codebook_loss = tf.reduce_mean(tf.square(tf.stop_gradient(q) - q_hat))
+        commitment = tf.reduce_mean(tf.square(q - tf.stop_gradient(q_hat)))
+        quantized = q + tf.stop_gradient(q_hat - q)  # straight-through: d quantized / d q = I
+        return QuantizerOutput(quantized=quantized, codes=tf.reshape(codes_flat, tf.shape(q)[:-1]),
+                               loss=self.beta * commitment,
+                               terms={"commitment": commitment, "codebook": codebook_loss},
+                               perplexity=perplexity_from_counts(counts), counts=counts)
+
+    def _ema_update(self, counts, sums, flat):
+        g = self.gamma
+        n = g * self.ema_counts + (1.0 - g) * counts
+        m = g * self.ema_sums + (1.0 - g) * sums
+        total = tf.reduce_sum(n)
+        smoothed = (n + self.epsilon) / (total + self.n_codes * self.epsilon) * total
+        codebook = m / smoothed[:, None]
+        if self.restart_dead_codes:
+            dead = n < self.dead_threshold
+            fresh = self._random_queries(flat)
+            codebook = tf.where(dead[:, None], fresh, codebook)
+            m = tf.where(dead[:, None], fresh, m)
+            n = tf.where(dead, tf.ones_like(n), n)
+        self.ema_counts.assign(n)
+        self.ema_sums.assign(m)
+        self.codebook.assign(codebook)
+
+    def _random_queries(self, flat):
+        """K queries drawn from this batch (replica 0's, shared with all replicas)."""
+        idx = tf.random.uniform([self.n_codes], maxval=tf.shape(flat)[0], dtype=tf.int32)
+        picked = tf.gather(flat, idx)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            first = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), picked.dtype)
+            picked = ctx.all_reduce(tf.distribute.ReduceOp.SUM, picked * first)
+        return picked
+
+    def _maybe_data_init(self, flat):
+        def init():
+            picked = self._random_queries(flat)
+            self.codebook.assign(picked)
+            self.ema_sums.assign(picked)
+            self.ema_counts.assign(tf.ones([self.n_codes]))
+            self.initialized.assign(1.0)
+            return tf.constant(0)
+
+        tf.cond(self.initialized > 0.5, lambda: tf.constant(0), init)
+
+
+class ArgmaxQuantizer(keras.layers.Layer):
+    """Argmax autoencoder bottleneck (AMAE, sec. 3.2, Eq. 2).
+
+        q     = relu(a) / (sum_k relu(a)_k + eps)     (divisive normalisation onto the K-simplex)
+        q_hat = one_hot(argmax_k q)                    (the nearest one-hot vector)
+        out   = q + [q_hat - q]                        (straight-through)
+        L     = -log p(x | q_hat) + nu L_div,   L_div = K * || mean_{b,t} q - 1/K ||^2
+
+    Variant (#1.6, `nonlinearity="softmax"`): q = softmax(a) with the entropy diversity loss
+    L_div = log K - H(mean_{b,t} q) (= -H plus a constant, so it is >= 0).
+
+    Args:
+      n_codes: K; the encoder's output has K channels.
+      nu: diversity loss scale (nu; the paper's value is lost; our default 0.1, with the K factor
+        above, which is our normalisation: L_div is then 0 for uniform use and K - 1 for one code).
+      nonlinearity: "relu" (divisive normalisation, the paper's default) or "softmax".
+      epsilon: guards the normalisation when every relu output is 0 (then q = 0 and code 0).
+
+    The batch mean is taken over all replicas under a distribution strategy.
+    """
+
+    def __init__(self, n_codes: int, nu: float = 0.1, nonlinearity: str = "relu", epsilon: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if nonlinearity not in ("relu", "softmax"):
+            raise ValueError(f"nonlinearity must be 'relu' or 'softmax', got {nonlinearity!r}")
+        self.n_codes, self.nu, self.nonlinearity, self.epsilon = int(n_codes), float(nu), nonlinearity, float(epsilon)
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "n_codes": self.n_codes, "nu": self.nu, "nonlinearity": self.nonlinearity,
+                "epsilon": self.epsilon}
+
+    def simplex(self, a: tf.Tensor) -> tf.Tensor:
+        """Encoder outputs `[..., K]` -> points on the simplex `[..., K]`."""
+        if self.nonlinearity == "softmax":
+            return tf.nn.softmax(a, axis=-1)
+        r = tf.nn.relu(a)
+        return r / (tf.reduce_sum(r, -1, keepdims=True) + self.epsilon)
+
+    def lookup(self, codes: tf.Tensor) -> tf.Tensor:
+        return tf.one_hot(codes, self.n_codes)
+
+    def call(self, a: tf.Tensor, training=False) -> QuantizerOutput:
+        """a: float32 `[B, T, K]` encoder outputs -> `QuantizerOutput`."""
+        q = self.simplex(a)
+        codes = tf.argmax(q, axis=-1, output_type=tf.int32)
+        q_hat = tf.one_hot(codes, self.n_codes, dtype=q.dtype)
+        flat_q = tf.reshape(q, [-1, self.n_codes])
+        n_local = tf.cast(tf.shape(flat_q)[0], q.dtype)
+        sum_q, counts, n = _replica_sum([tf.reduce_sum(flat_q, 0), tf.reduce_sum(tf.reshape(q_hat, [-1, self.n_codes]), 0),
+                                         n_local])
+        mean_q = sum_q / n
+        if self.nonlinearity == "softmax":
+            diversity = math.log(self.n_codes) + tf.reduce_sum(tf.math.xlogy(mean_q, mean_q))
+        else:
+            diversity = self.n_codes * tf.reduce_sum(tf.square(mean_q - 1.0 / self.n_codes))
+        return QuantizerOutput(quantized=q + tf.stop_gradient(q_hat - q), codes=codes, loss=self.nu * diversity,
+                               terms={"diversity": diversity}, perplexity=perplexity_from_counts(counts),
+                               counts=counts)
