@@ -12,7 +12,9 @@ never typed in. Values the paper does not give are fields with our default, mark
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+import json
+import os
+from typing import Optional, Union
 
 from tf_ada import ops
 
@@ -273,3 +275,94 @@ def config_from_dict(d: dict):
     d = dict(d)
     cls = _CLASSES[d.pop("class", "WaveNetConfig")]
     return cls(**{k: config_from_dict(v) if isinstance(v, dict) and "class" in v else v for k, v in d.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Attributes:
+      batch_size: global batch (split over replicas).
+      n_samples: excerpt length in timesteps (audio samples, or codes for models on codes).
+      learning_rate: Adam step size (the paper's value is lost).
+      steps: total optimiser steps.
+      polyak_decay: decay of the exponential moving average of the weights used for evaluation.
+      log_every, eval_every, checkpoint_every: intervals in steps.
+      eval_batches: cap on evaluation batches per split (None: the whole held-out split).
+      seed: data order and crops.
+    """
+    batch_size: int = 8
+    n_samples: int = 8192
+    learning_rate: float = 2e-4
+    steps: int = 500_000
+    polyak_decay: float = 0.9999
+    log_every: int = 100
+    eval_every: int = 5000
+    checkpoint_every: int = 1000
+    eval_batches: Optional[int] = None
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    name: str
+    model: Union[WaveNetConfig, ADAConfig]
+    train: TrainConfig
+    paper_row: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "model": config_to_dict(self.model), "train": dataclasses.asdict(self.train),
+                "paper_row": self.paper_row}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Experiment":
+        return cls(name=d["name"], model=config_from_dict(d["model"]), train=TrainConfig(**d["train"]),
+                   paper_row=d.get("paper_row"))
+
+    @classmethod
+    def load(cls, out_dir: str) -> "Experiment":
+        path = os.path.join(out_dir, "experiment.json")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{out_dir}: no experiment.json; not a tf-ada training folder")
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+# --- Table 1 (sec. 4.1): ADAs on audio --------------------------------------------------------------
+
+TABLE1_ROWS = {
+    # row: (description, quantizer or None for the unconditional WaveNet, input kind, hop)
+    "1.1": ("WaveNet (large, unconditional)", None, "continuous", None),
+    "1.2": ("VQ-VAE", "vq", "continuous", 8),
+    "1.3": ("VQ-VAE", "vq", "one_hot", 8),
+    "1.4": ("AMAE", "amae", "continuous", 8),
+    "1.5": ("AMAE", "amae", "one_hot", 8),
+    "1.6": ("AMAE with softmax", "amae_softmax", "one_hot", 8),
+    "1.7": ("VQ-VAE", "vq", "continuous", 64),
+}
+
+
+def table1_train(scale: str, unconditional: bool = False, steps: Optional[int] = None) -> TrainConfig:
+    """Training settings per scale. paper: app. A (500k steps; 200k for the unconditional WaveNet);
+    batch, excerpt length and learning rate are not given (ours: 32 x 8192, 2e-4). cpu: sized so
+    each row trains in about 20 minutes on 2 cores. tiny: a few steps for smoke tests."""
+    base = _pick(scale,
+                 TrainConfig(batch_size=2, n_samples=256, learning_rate=1e-3, steps=2, polyak_decay=0.9,
+                             log_every=1, eval_every=2, checkpoint_every=1, eval_batches=2),
+                 TrainConfig(batch_size=8, n_samples=4096, learning_rate=1e-3, steps=1200, polyak_decay=0.99,
+                             log_every=50, eval_every=600, checkpoint_every=200, eval_batches=40),
+                 TrainConfig(batch_size=32, n_samples=8192, learning_rate=2e-4,
+                             steps=200_000 if unconditional else 500_000, polyak_decay=0.9999,
+                             log_every=100, eval_every=5000, checkpoint_every=1000))
+    return dataclasses.replace(base, steps=steps) if steps is not None else base
+
+
+def table1_row(row: str, scale: str = "paper", steps: Optional[int] = None) -> Experiment:
+    """The experiment of Table 1's row `row` ("1.1" ... "1.7") at `scale`."""
+    if row not in TABLE1_ROWS:
+        raise ValueError(f"Table 1 has rows {sorted(TABLE1_ROWS)}, not {row!r}")
+    description, quantizer, input_kind, hop = TABLE1_ROWS[row]
+    name = f"table1_{row.replace('.', '_')}_{scale}"
+    if quantizer is None:
+        model = large_wavenet(scale, input_kind=input_kind)
+    else:
+        model = ada(scale, quantizer=quantizer, input_kind=input_kind, hop=hop, name=name)
+    return Experiment(name=name, model=model, train=table1_train(scale, quantizer is None, steps), paper_row=row)

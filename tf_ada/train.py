@@ -1,0 +1,301 @@
+"""The trainer: one class owns the distribution strategy, the optimiser, Polyak averaging,
+evaluation, TensorBoard, self-describing checkpoints, resume and the divergence guard.
+
+It trains `WaveNet`s (priors, on audio or on code sequences) and `ADA`s alike: both give a
+dict of named scalars with "loss" and "nll" through `model_scalars`.
+
+Paper (app. A): Adam, 500,000 iterations (200,000 for unconditional WaveNets), learning rate
+lost (ours: `TrainConfig.learning_rate`), Polyak averaging for evaluation, 8 GPUs per ADA.
+
+Output folder layout (`out_dir/`):
+  experiment.json        the full experiment (model config + training config): rebuilds the model
+  checkpoints/ckpt-N.*   weights, Polyak averages, optimiser state, step (tf.train.Checkpoint)
+  tensorboard/           scalars (each loss term, NLL, perplexity, codes in use) and audio
+  eval.json              the latest evaluation (Polyak weights)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Optional, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_ada import data
+from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
+from tf_ada.models.ada import ADA
+from tf_ada.models.wavenet import WaveNet, nll_per_timestep
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss; the last good checkpoint is left as it was."""
+
+
+def build_model(config):
+    if isinstance(config, ADAConfig):
+        return ADA(config)
+    return WaveNet(config)
+
+
+def model_scalars(model, x, training: bool) -> tuple[dict, tf.Tensor]:
+    """(named scalars incl. "loss" and "nll", per-step NLL `[B, T]`) of a WaveNet or an ADA on x."""
+    if isinstance(model, ADA):
+        out = model(x, training=training)
+        return out.scalars(), out.nll_per_step
+    nll_steps = nll_per_timestep(tf.cast(x, tf.int32), model(x, training=training))
+    nll = tf.reduce_mean(nll_steps)
+    return {"loss": nll, "nll": nll}, nll_steps
+
+
+def default_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster, else MirroredStrategy over
+    all local GPUs (or the CPU)."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
+
+
+class Trainer:
+    """Trains one experiment into `out_dir`, resuming from its latest checkpoint.
+
+    Args:
+      experiment: what to train (model config + `TrainConfig`).
+      data_dir: shards from `tf-ada prepare` (audio) or `ShardWriter` (codes).
+      out_dir: checkpoints, experiment.json, TensorBoard logs.
+      strategy: a `tf.distribute.Strategy` (default: `default_strategy()`).
+    """
+
+    def __init__(self, experiment: Experiment, data_dir: str, out_dir: str,
+                 strategy: Optional[tf.distribute.Strategy] = None, log=print):
+        self.experiment, self.data_dir, self.out_dir, self.log = experiment, data_dir, out_dir, log
+        self.strategy = strategy or default_strategy()
+        self.is_chief = _is_chief(self.strategy)
+        cfg = experiment.train
+        if cfg.batch_size % self.strategy.num_replicas_in_sync:
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {self.strategy.num_replicas_in_sync} replicas")
+        existing = os.path.join(out_dir, "experiment.json")
+        if os.path.exists(existing):
+            with open(existing) as f:
+                saved = json.load(f)
+            if saved["model"] != experiment.to_dict()["model"]:
+                raise ValueError(f"{out_dir} holds a different model; choose another folder")
+        with self.strategy.scope():
+            self.model = build_model(experiment.model)
+            self.model(tf.zeros([1, self._hop()], tf.int32))  # create the weights
+            self.optimizer = keras.optimizers.Adam(cfg.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)
+            self.polyak = [tf.Variable(v.value, trainable=False, name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
+                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                           for v in self.model.trainable_variables]
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak,
+                                              step=self.step)
+        ckpt_dir = os.path.join(out_dir, "checkpoints")
+        if not self.is_chief:  # MultiWorker: every worker saves, only the chief's copy is kept
+            ckpt_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=3)
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.log(f"train: resumed {experiment.name} from {self.manager.latest_checkpoint} (step {self.current_step})")
+        if self.is_chief:
+            os.makedirs(out_dir, exist_ok=True)
+            with open(existing + ".tmp", "w") as f:
+                json.dump(experiment.to_dict(), f, indent=1)
+            os.replace(existing + ".tmp", existing)
+        self.writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard")) if self.is_chief \
+            else tf.summary.create_noop_writer()
+        self._train_step = None
+
+    @property
+    def current_step(self) -> int:
+        return int(self.step.numpy())
+
+    def _hop(self) -> int:
+        return self.experiment.model.hop if isinstance(self.experiment.model, ADAConfig) else 1
+
+    # --- training ---
+
+    def _make_train_step(self):
+        decay = self.experiment.train.polyak_decay
+        n_replicas = self.strategy.num_replicas_in_sync
+        variables = self.model.trainable_variables
+
+        def replica_step(x):
+            with tf.GradientTape() as tape:
+                scalars, _ = model_scalars(self.model, x, training=True)
+                loss = scalars["loss"] / n_replicas
+            grads = tape.gradient(loss, variables)
+            self.optimizer.apply_gradients(zip(grads, variables))
+            for p, v in zip(self.polyak, variables):
+                p.assign(decay * p + (1.0 - decay) * v)
+            self.step.assign_add(1)
+            return scalars
+
+        @tf.function
+        def step(dist_x):
+            scalars = self.strategy.run(replica_step, args=(dist_x,))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in scalars.items()}
+
+        return step
+
+    def dataset(self):
+        cfg = self.experiment.train
+        ds = data.excerpt_dataset(self.data_dir, n_samples=cfg.n_samples, batch_size=cfg.batch_size,
+                                  seed=cfg.seed + self.current_step, split="train")
+        return self.strategy.experimental_distribute_dataset(ds)
+
+    def train(self, steps: Optional[int] = None) -> dict:
+        """Trains until `steps` (default: the config's) total steps; returns the last evaluation."""
+        cfg = self.experiment.train
+        target = cfg.steps if steps is None else steps
+        start_step = self.current_step
+        if start_step >= target:
+            self.log(f"train: {self.experiment.name} already at step {start_step} >= {target}")
+            return self.last_eval()
+        if self._train_step is None:
+            self._train_step = self._make_train_step()
+        it = iter(self.dataset())
+        t0, last_log, sums, n_sum = time.monotonic(), time.monotonic(), {}, 0
+        result = {}
+        while self.current_step < target:
+            scalars = {k: float(v) for k, v in self._train_step(next(it)).items()}
+            step = self.current_step
+            if not all(math.isfinite(v) for v in scalars.values()):
+                raise DivergenceError(
+                    f"{self.experiment.name}: non-finite loss at step {step} ({scalars}); stopped without saving. "
+                    f"Last good checkpoint: {self.manager.latest_checkpoint or 'none yet'} (intact)")
+            for k, v in scalars.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_sum += 1
+            if step % cfg.log_every == 0 or step == target:
+                now = time.monotonic()
+                rate = (step - start_step) / (now - t0)
+                means = {k: v / n_sum for k, v in sums.items()}
+                with self.writer.as_default(step=step):
+                    for k, v in means.items():
+                        tf.summary.scalar(f"train/{k}", v)
+                    tf.summary.scalar("train/steps_per_s", rate)
+                terms = " ".join(f"{k} {v:.4f}" for k, v in means.items())
+                self.log(f"train: {self.experiment.name} step {step}/{target} {terms} | {rate:.2f} steps/s "
+                         f"({rate * cfg.batch_size * cfg.n_samples:,.0f} timesteps/s) ETA {(target - step) / max(rate, 1e-9):,.0f}s")
+                sums, n_sum, last_log = {}, 0, now
+            if step % cfg.checkpoint_every == 0 or step == target:
+                self.save()
+            if step % cfg.eval_every == 0 or step == target:
+                result = self.evaluate()
+        return result
+
+    def save(self) -> str:
+        path = self.manager.save(checkpoint_number=self.current_step)
+        return path
+
+    # --- evaluation (Polyak weights) ---
+
+    def _swap_polyak(self):
+        for p, v in zip(self.polyak, self.model.trainable_variables):
+            tmp = tf.identity(v.value)
+            v.assign(p)
+            p.assign(tmp)
+
+    def evaluate(self, splits=("train", "eval"), max_batches: Optional[int] = None) -> dict:
+        """NLL (nats/timestep) over fixed excerpts of each split, with Polyak-averaged weights, and
+        for ADAs the codebook perplexity over the whole evaluated set. Writes eval.json."""
+        cfg = self.experiment.train
+        max_batches = cfg.eval_batches if max_batches is None else max_batches
+        manifest = data.load_manifest(self.data_dir)
+        result = {"step": self.current_step}
+        self._swap_polyak()
+        try:
+            for split in splits:
+                name = manifest.get("eval_split", "eval") if split == "eval" else split
+                ds = data.eval_dataset(self.data_dir, n_samples=cfg.n_samples, batch_size=cfg.batch_size, split=name)
+                total, weight, counts = 0.0, 0.0, None
+                for i, (x, mask) in enumerate(ds):
+                    if max_batches is not None and i >= max_batches:
+                        break
+                    nll_steps, batch_counts = self._eval_step(x)
+                    total += float(tf.reduce_sum(nll_steps * mask))
+                    weight += float(tf.reduce_sum(mask))
+                    if batch_counts is not None:
+                        counts = batch_counts if counts is None else counts + batch_counts
+                result[f"{split}_nll"] = total / max(weight, 1.0)
+                result[f"{split}_timesteps"] = int(weight)
+                if counts is not None:
+                    p = counts / max(counts.sum(), 1)
+                    nz = p[p > 0]
+                    result[f"{split}_perplexity"] = float(np.exp(-(nz * np.log(nz)).sum()))
+                    result[f"{split}_codes_in_use"] = int((counts > 0).sum())
+        finally:
+            self._swap_polyak()
+        with self.writer.as_default(step=self.current_step):
+            for k, v in result.items():
+                if k != "step":
+                    tf.summary.scalar(f"eval/{k}", v)
+        if self.is_chief:
+            with open(os.path.join(self.out_dir, "eval.json"), "w") as f:
+                json.dump(result, f, indent=1)
+        self.log("eval: " + self.experiment.name + " " + " ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+        return result
+
+    def _eval_step(self, x):
+        if self._eval_fn is None:
+            model = self.model
+
+            @tf.function
+            def fn(x):
+                if isinstance(model, ADA):
+                    out = model(x, training=False)
+                    return out.nll_per_step, out.quantizer.counts
+                return model_scalars(model, x, training=False)[1], tf.zeros([0])
+            self._eval_fn = fn
+        # excerpts in the eval dataset are padded to n_samples, a multiple of the hop
+        nll_steps, counts = self._eval_fn(x)
+        return nll_steps, (counts.numpy() if counts.shape[0] else None)
+
+    _eval_fn = None
+
+    def last_eval(self) -> dict:
+        path = os.path.join(self.out_dir, "eval.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        return self.evaluate()
+
+    def write_audio(self, name: str, audio: np.ndarray, sample_rate: int = 16000) -> None:
+        """Adds float audio `[T]` to TensorBoard (e.g. reconstructions)."""
+        with self.writer.as_default(step=self.current_step):
+            tf.summary.audio(name, np.asarray(audio, np.float32)[None, :, None], sample_rate, max_outputs=1)
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "cluster_spec", None) or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def load_model(out_dir: str, polyak: bool = True):
+    """Rebuilds a trained model from its folder alone (experiment.json + latest checkpoint)."""
+    experiment = Experiment.load(out_dir)
+    model = build_model(experiment.model)
+    hop = experiment.model.hop if isinstance(experiment.model, ADAConfig) else 1
+    model(tf.zeros([1, hop], tf.int32))
+    polyak_vars = [tf.Variable(v.value, trainable=False) for v in model.trainable_variables]
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step)
+    latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
+    if latest is None:
+        raise FileNotFoundError(f"{out_dir}: no checkpoint in checkpoints/")
+    ckpt.restore(latest).expect_partial()
+    if polyak:
+        for v, p in zip(model.trainable_variables, polyak_vars):
+            v.assign(p)
+    return model, experiment
