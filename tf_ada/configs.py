@@ -343,12 +343,12 @@ TABLE1_ROWS = {
 def table1_train(scale: str, unconditional: bool = False, steps: Optional[int] = None) -> TrainConfig:
     """Training settings per scale. paper: app. A (500k steps; 200k for the unconditional WaveNet);
     batch, excerpt length and learning rate are not given (ours: 32 x 8192, 2e-4). cpu: sized so
-    each row trains in about 20 minutes on 2 cores. tiny: a few steps for smoke tests."""
+    each row trains in about 15 minutes on 2 cores. tiny: a few steps for smoke tests."""
     base = _pick(scale,
                  TrainConfig(batch_size=2, n_samples=256, learning_rate=1e-3, steps=2, polyak_decay=0.9,
                              log_every=1, eval_every=2, checkpoint_every=1, eval_batches=2),
-                 TrainConfig(batch_size=8, n_samples=4096, learning_rate=1e-3, steps=1200, polyak_decay=0.99,
-                             log_every=50, eval_every=600, checkpoint_every=200, eval_batches=40),
+                 TrainConfig(batch_size=8, n_samples=2048, learning_rate=1e-3, steps=600, polyak_decay=0.99,
+                             log_every=50, eval_every=600, checkpoint_every=100, eval_batches=40),
                  TrainConfig(batch_size=32, n_samples=8192, learning_rate=2e-4,
                              steps=200_000 if unconditional else 500_000, polyak_decay=0.9999,
                              log_every=100, eval_every=5000, checkpoint_every=1000))
