@@ -63,3 +63,24 @@ def recordings(tmp_path):
     (src / "corrupt.flac").write_bytes(b"fLaC" + os.urandom(3000))
     (src / "notes.txt").write_text("not audio, ignored")
     return src
+
+
+def make_audio_shards(path, n_files=3, seconds=2.0, seed=0):
+    """Synthetic mu-law audio shards (decaying random tones) with a train and an eval split."""
+    from tf_ada import data, ops
+    rng = np.random.default_rng(seed)
+    w = data.ShardWriter(str(path), kind="audio", dtype="uint8", n_classes=256, sample_rate=16000,
+                         chunk_samples=8192)
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    for i in range(n_files):
+        freqs = rng.uniform(100, 1000, 3)
+        x = sum(0.2 * np.sin(2 * np.pi * f * t) for f in freqs) * np.exp(-((t * 3) % 1.0))
+        w.add(f"f{i}.wav", "eval" if i == n_files - 1 else "train", ops.mu_law_encode(x.astype(np.float32)).numpy(), {})
+    w.close()
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def audio_shards(tmp_path_factory):
+    return make_audio_shards(tmp_path_factory.mktemp("audio_shards"))

@@ -146,10 +146,16 @@ class Trainer:
         return step
 
     def dataset(self):
+        """Random training excerpts, distributed. Each worker draws its own random stream (seed
+        offset by its task id; no file sharding, which small data sets could not support)."""
         cfg = self.experiment.train
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        worker = int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
         ds = data.excerpt_dataset(self.data_dir, n_samples=cfg.n_samples, batch_size=cfg.batch_size,
-                                  seed=cfg.seed + self.current_step, split="train")
-        return self.strategy.experimental_distribute_dataset(ds)
+                                  seed=cfg.seed + self.current_step + 1_000_003 * worker, split="train")
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return self.strategy.experimental_distribute_dataset(ds.with_options(options))
 
     def train(self, steps: Optional[int] = None) -> dict:
         """Trains until `steps` (default: the config's) total steps; returns the last evaluation."""

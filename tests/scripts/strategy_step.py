@@ -1,0 +1,25 @@
+"""Run in a fresh process: two logical CPU devices, one MirroredStrategy training step of a tiny
+VQ-VAE; prints JSON with each replica's codebook, EMA counts and the step's loss."""
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from tf_ada import configs  # noqa: E402
+from tf_ada.train import Trainer  # noqa: E402
+
+data_dir, out_dir = sys.argv[1], sys.argv[2]
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+exp = configs.table1_row("1.2", "tiny", steps=1)
+trainer = Trainer(exp, data_dir, out_dir, strategy=strategy, log=lambda s: None)
+trainer.train()
+q = trainer.model.quantizer
+local = lambda v: [t.numpy().tolist() for t in strategy.experimental_local_results(getattr(v, "value", v))]
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "codebook": local(q.codebook),
+                  "ema_counts": local(q.ema_counts), "step": trainer.current_step,
+                  "checkpoint": trainer.manager.latest_checkpoint}))

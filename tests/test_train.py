@@ -1,0 +1,137 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_ada import configs
+from tf_ada.configs import Experiment
+from tf_ada.train import DivergenceError, Trainer, load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "tests", "scripts")
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_trainer_resumes_and_rebuilds_from_folder(audio_shards, tmp_path):
+    exp = configs.table1_row("1.4", "tiny", steps=2)
+    logs = []
+    t = Trainer(exp, audio_shards, str(tmp_path / "run"), log=logs.append)
+    first = t.train()
+    assert first["step"] == 2 and np.isfinite(first["eval_nll"]) and "eval_perplexity" in first
+    ckpts = os.listdir(tmp_path / "run" / "checkpoints")
+    assert any(c.startswith("ckpt-2") for c in ckpts)
+    saved = json.load(open(tmp_path / "run" / "experiment.json"))
+    assert Experiment.from_dict(saved) == exp
+    assert os.listdir(tmp_path / "run" / "tensorboard")
+    # a new trainer resumes from step 2 and continues to 3
+    t2 = Trainer(exp, audio_shards, str(tmp_path / "run"), log=logs.append)
+    assert t2.current_step == 2 and any("resumed" in line for line in logs)
+    for a, b in zip(t.model.trainable_variables, t2.model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    t2.train(steps=3)
+    assert t2.current_step == 3
+    # the folder alone rebuilds the model, with its Polyak weights
+    model, loaded = load_model(str(tmp_path / "run"))
+    assert loaded == exp
+    for p, v in zip(t2.polyak, model.trainable_variables):
+        np.testing.assert_allclose(p.numpy(), v.numpy())
+    with pytest.raises(ValueError, match="different model"):
+        Trainer(configs.table1_row("1.2", "tiny"), audio_shards, str(tmp_path / "run"))
+
+
+def test_polyak_average_is_the_ema_of_the_weights(audio_shards, tmp_path):
+    exp = configs.table1_row("1.1", "tiny", steps=3)
+    t = Trainer(exp, audio_shards, str(tmp_path / "p"), log=lambda s: None)
+    d = exp.train.polyak_decay
+    expected = t.model.trainable_variables[-1].numpy().astype(np.float64)
+    for k in (1, 2, 3):
+        t.train(steps=k)
+        expected = d * expected + (1 - d) * t.model.trainable_variables[-1].numpy()
+    np.testing.assert_allclose(t.polyak[-1].numpy(), expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(t.polyak[-1].numpy(), t.model.trainable_variables[-1].numpy())
+    # evaluation swaps the Polyak weights in and back out
+    w = [x.numpy().copy() for x in t.model.trainable_variables]
+    t.evaluate(max_batches=1)
+    for a, x in zip(w, t.model.trainable_variables):
+        np.testing.assert_array_equal(a, x.numpy())
+
+
+def test_divergence_guard_keeps_last_good_checkpoint(audio_shards, tmp_path):
+    exp = configs.table1_row("1.1", "tiny", steps=1)
+    t = Trainer(exp, audio_shards, str(tmp_path / "d"), log=lambda s: None)
+    t.train()
+    good = t.manager.latest_checkpoint
+    for v in t.model.trainable_variables:
+        v.assign(tf.fill(v.shape, np.nan))
+    with pytest.raises(DivergenceError, match="non-finite loss at step 2.*intact"):
+        t.train(steps=3)
+    assert t.manager.latest_checkpoint == good
+    t3 = Trainer(exp, audio_shards, str(tmp_path / "d"), log=lambda s: None)
+    assert t3.current_step == 1
+    assert all(np.isfinite(v.numpy()).all() for v in t3.model.trainable_variables)
+
+
+def test_wavenet_prior_trains_on_code_sequences(tmp_path):
+    from tf_ada.data import ShardWriter
+    w = ShardWriter(str(tmp_path / "codes"), kind="codes", dtype="int16", n_classes=16, sample_rate=2000)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        w.add(f"s{i}", "eval" if i == 2 else "train", np.repeat(rng.integers(0, 16, 300), 4), {})
+    w.close()
+    model = configs.WaveNetConfig(n_stages=3, n_repeats=1, filter_length=2, residual_channels=8, inner_channels=4,
+                                  skip_channels=8, n_input_classes=16, output_channels=16, name="prior")
+    train = configs.TrainConfig(batch_size=4, n_samples=64, learning_rate=3e-3, steps=150, log_every=50, polyak_decay=0.8,
+                                eval_every=150, checkpoint_every=150)
+    t = Trainer(Experiment("prior", model, train), str(tmp_path / "codes"), str(tmp_path / "run"), log=lambda s: None)
+    result = t.train()
+    # each code repeats 4 times (entropy rate log(16) / 4 = 0.69): a trained prior predicts the
+    # repeats and falls well below the unigram log(16) = 2.77
+    assert result["train_nll"] < 2.0 and result["eval_nll"] < 2.2
+
+
+def test_mirrored_strategy_two_replicas_share_the_codebook(audio_shards, tmp_path):
+    out = subprocess.run([sys.executable, os.path.join(SCRIPTS, "strategy_step.py"), audio_shards, str(tmp_path / "m")],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2 and result["step"] == 1
+    a, b = (np.array(c) for c in result["codebook"])
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(*(np.array(c) for c in result["ema_counts"]))
+    assert not np.allclose(np.array(result["ema_counts"][0]), 1.0)  # the EMA moved
+    assert result["checkpoint"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multiworker_two_workers_on_localhost(audio_shards, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        env = {**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "multiworker.py"), audio_shards,
+                                       str(tmp_path / "mw")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=env))
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=400)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][-1][7:]))
+    assert [r["replicas"] for r in results] == [2, 2] and [r["step"] for r in results] == [2, 2]
+    assert [r["chief"] for r in results] == [True, False]
+    assert results[0]["codebook_sum"] == results[1]["codebook_sum"]  # synchronised K-means state
+    assert any(f.startswith("ckpt-2") for f in os.listdir(tmp_path / "mw" / "checkpoints"))
