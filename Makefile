@@ -34,7 +34,7 @@ system-deps:
 	fi
 
 demo: $(STAMP) system-deps
-	$(BIN)/tf-ada demo --out runs/demo
+	$(BIN)/python reproduce/demo.py --out runs/demo
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q tests

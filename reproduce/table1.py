@@ -64,9 +64,13 @@ def reconstructions(trainer, data_dir: str, out_dir: str, n_excerpts: int, n_sam
     return written
 
 
-def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, strategy=None) -> dict:
+def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, strategy=None,
+            eval_batches=None) -> dict:
+    import dataclasses
     from tf_ada.train import Trainer
     exp = configs.table1_row(row, scale, steps=steps)
+    if eval_batches is not None:
+        exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, eval_batches=eval_batches))
     row_dir = os.path.join(out, exp.name)
     done_path = os.path.join(row_dir, "row.json")
     if os.path.exists(done_path):
@@ -152,13 +156,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output folder (default runs/table1-SCALE)")
     parser.add_argument("--steps", type=int, help="override the steps of every row")
     parser.add_argument("--rows", default=",".join(paper.TABLE1), help="comma-separated rows")
+    parser.add_argument("--eval-batches", type=int, help="cap evaluation batches per split")
     args = parser.parse_args(argv)
     out = args.out or os.path.join("runs", f"table1-{args.scale}")
     os.makedirs(out, exist_ok=True)
     data_dir = args.data or default_data(args.scale)
     results = {}
     for row in args.rows.split(","):
-        results[row] = run_row(row, args.scale, data_dir, out, args.steps)
+        results[row] = run_row(row, args.scale, data_dir, out, args.steps, eval_batches=args.eval_batches)
         write_report(results, args.scale, out, data_dir)
     md = write_report(results, args.scale, out, data_dir)
     print(md)

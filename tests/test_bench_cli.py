@@ -31,3 +31,24 @@ def test_bench_train_and_generate_write_json(tmp_path):
     payload = json.loads(out.read_text())
     assert [r["batch"] for r in payload["results"]] == [1, 3]
     assert payload["config"]["receptive_field"] == 31
+
+
+def test_bench_train_ada_row(tmp_path):
+    out = tmp_path / "a.json"
+    assert bench.main(["train", "--model", "ada-1.2", "--scale", "tiny", "--batch-size", "2", "--n-samples", "64",
+                       "--repeats", "1", "--no-jit", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["results"][0]["model"] == "ada-1.2" and payload["config"]["quantizer"] == "vq"
+    assert payload["results"][0]["mflop_per_timestep_fwd"] > 0
+
+
+def test_cli_train_and_reconstruct(audio_shards, tmp_path, capsys):
+    from conftest import tone, write_audio
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "--data", audio_shards, "--out", run, "--row", "1.2", "--scale", "tiny", "--steps", "1"]) == 0
+    wav = write_audio(str(tmp_path / "in.wav"), tone(0.05, 16000), 16000)
+    assert cli.main(["reconstruct", wav, str(tmp_path / "out.wav"), "--checkpoint", run]) == 0
+    assert "100 codes (hop 8)" in capsys.readouterr().out
+    assert (tmp_path / "out.wav").stat().st_size > 1000
+    # resuming the folder without naming the experiment continues it
+    assert cli.main(["train", "--data", audio_shards, "--out", run, "--steps", "2"]) == 0

@@ -45,3 +45,17 @@ def test_claims_are_judged_from_numbers():
     verdicts = [check(bad) for _, check in paper.TABLE1_CLAIMS]
     assert verdicts[1] is False and verdicts[0] is True
     assert all(check({"1.2": {"eval_nll": 1.0}}) is None for _, check in paper.TABLE1_CLAIMS)
+
+
+@pytest.mark.slow
+def test_demo_writes_table_wavs_and_index(tmp_path, monkeypatch):
+    import shutil
+    if not (shutil.which("fluidsynth") and shutil.which("sox")):
+        pytest.skip("fluidsynth and sox are installed by `make test` (as root)")
+    from reproduce import demo
+    monkeypatch.chdir(tmp_path)
+    assert demo.main(["--scale", "tiny", "--steps", "1", "--rows", "1.2,1.1", "--out", "runs/demo"]) == 0
+    index = (tmp_path / "runs" / "demo" / "index.html").read_text()
+    assert "excerpt0_original.wav" in index and "excerpt0_row1.2.wav" in index
+    assert (tmp_path / "runs" / "demo" / "audio" / "excerpt0_row1.2.wav").stat().st_size > 1000
+    assert "| 1.2 | VQ-VAE" in (tmp_path / "runs" / "demo" / "table1.md").read_text()

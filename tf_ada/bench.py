@@ -105,9 +105,10 @@ def bench_data(args) -> dict:
 # --- models -------------------------------------------------------------------------------------
 
 def bench_model_config(model: str, scale: str):
+    """local | large | very_large | thin | ada-1.2 (any Table 1 row: ada-1.1 ... ada-1.7)."""
     from tf_ada import configs
     if model.startswith("ada-"):
-        return None  # handled by the ADA benchmark
+        return configs.table1_row(model[4:], scale).model
     if model == "local":  # the local model alone (unconditioned), as in the peers' comparison
         return configs.local_model(scale, conditioning=False)
     if model not in configs.WAVENETS:
@@ -127,20 +128,19 @@ def _timed(fn, repeats: int) -> float:
 
 def bench_train(args) -> dict:
     """Training throughput: forward + backward + Adam on batch x n_samples excerpts."""
-    from tf_ada.models import WaveNet
+    from tf_ada.train import build_model, model_scalars
     cfg = bench_model_config(args.model, args.scale)
     peak = matmul_gflops()
-    net = WaveNet(cfg)
+    net = build_model(cfg)
     opt = tf.keras.optimizers.Adam(1e-4)
-    x = tf.constant(np.random.default_rng(0).integers(0, cfg.n_input_classes, (args.batch_size, args.n_samples)),
-                    tf.int32)
-    net(x[:, :8])
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch_size, args.n_samples)), tf.int32)
+    net(x[:, :64])
     opt.build(net.trainable_variables)
 
     @tf.function(jit_compile=args.jit)
     def step(x):
         with tf.GradientTape() as tape:
-            loss = WaveNet.loss_fn(x, net(x))
+            loss = model_scalars(net, x, training=True)[0]["loss"]
         grads = tape.gradient(loss, net.trainable_variables)
         opt.apply_gradients(zip(grads, net.trainable_variables))
         return loss
@@ -148,7 +148,7 @@ def bench_train(args) -> dict:
     seconds = _timed(lambda: step(x).numpy(), args.repeats)
     steps = args.batch_size * args.n_samples / seconds
     gflops = 3 * cfg.flops_per_timestep() * steps / 1e9  # backward ~ 2x forward
-    row = {"model": cfg.name, "batch": args.batch_size, "n_samples": args.n_samples, "jit": args.jit,
+    row = {"model": args.model, "batch": args.batch_size, "n_samples": args.n_samples, "jit": args.jit,
            "timesteps_per_s": steps, "gflop_per_s": gflops, "matmul_peak_gflop_per_s": peak,
            "share_of_peak": gflops / peak, "mflop_per_timestep_fwd": cfg.flops_per_timestep() / 1e6,
            "peak_rss_mib": peak_rss_mib()}
@@ -178,7 +178,10 @@ def bench_generate(args) -> dict:
 
 def _cfg_dict(cfg) -> dict:
     from tf_ada.configs import config_to_dict
-    return {**config_to_dict(cfg), "receptive_field": cfg.receptive_field}
+    rf = getattr(cfg, "receptive_field", None)
+    if rf is None:  # an ADA: the local model's
+        rf = cfg.local.receptive_field
+    return {**config_to_dict(cfg), "receptive_field": rf}
 
 
 def main(argv=None) -> int:
@@ -193,7 +196,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=bench_data)
 
     p = sub.add_parser("train", help="training timesteps/s (forward + backward + Adam)")
-    p.add_argument("--model", default="local", help="local | large | very_large | thin")
+    p.add_argument("--model", default="local", help="local | large | very_large | thin | ada-1.2 (any Table 1 row)")
     p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"])
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n-samples", type=int, default=8192)

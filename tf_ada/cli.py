@@ -1,4 +1,4 @@
-"""The `tf-ada` command line: prepare | demo (more sub-commands arrive with later parts)."""
+"""The `tf-ada` command line: prepare | corpus build | train | reconstruct | sample."""
 from __future__ import annotations
 
 import argparse
@@ -34,17 +34,54 @@ def _cmd_corpus(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    """The main job on the built-in default data: build (or reuse) the rendered piano corpus."""
-    from tf_ada import data
-    from tf_ada.corpus import build
-    out = os.path.join(args.out, "corpus")
-    print(f"demo: building the default piano corpus ({args.hours} h) in {out}; cached after the first run")
-    info = build.build(out, hours=args.hours, tiny=args.tiny, jobs=args.jobs)
-    for source, s in sorted(info["sources"].items()):
-        print(f"  {source:>11}: {s['pieces']:4d} pieces  {s['hours']:.2f} h")
-    print(data.summary(data.load_manifest(os.path.join(out, "data"))))
-    print(f"demo: shards in {os.path.join(out, 'data')}; corpus details in {os.path.join(out, 'corpus.json')}")
+def _cmd_train(args) -> int:
+    from tf_ada import configs
+    from tf_ada.configs import Experiment
+    from tf_ada.train import Trainer
+    if args.experiment:
+        with open(args.experiment) as f:
+            import json
+            experiment = Experiment.from_dict(json.load(f))
+    elif args.row:
+        experiment = configs.table1_row(args.row, args.scale, steps=args.steps)
+    else:
+        experiment = Experiment.load(args.out)  # resume a folder
+    trainer = Trainer(experiment, args.data, args.out)
+    result = trainer.train(steps=args.steps)
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    return 0
+
+
+def _cmd_reconstruct(args) -> int:
+    from tf_ada.audio import load_audio, save_wav
+    from tf_ada.models.ada import ADA, reconstruct_audio
+    from tf_ada.train import load_model
+    model, experiment = load_model(args.checkpoint)
+    if not isinstance(model, ADA):
+        raise SystemExit(f"tf-ada reconstruct: {args.checkpoint} holds a {type(model).__name__}, not an ADA")
+    audio = load_audio(args.input)
+    if args.seconds:
+        audio = audio[: int(args.seconds * 16000)]
+    codes, recon = reconstruct_audio(model, audio, seed=args.seed, temperature=args.temperature)
+    save_wav(args.output, recon.numpy())
+    print(f"reconstruct: {args.input} -> {codes.shape[0]} codes (hop {model.config.hop}) -> {args.output}")
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from tf_ada import ops
+    from tf_ada.audio import save_wav
+    from tf_ada.models.wavenet import WaveNet
+    from tf_ada.train import load_model
+    model, _ = load_model(args.checkpoint)
+    if not isinstance(model, WaveNet):
+        raise SystemExit("tf-ada sample: needs an unconditional WaveNet checkpoint")
+    x = model.generate(int(args.seconds * 16000), batch_size=args.batch_size, seed=args.seed,
+                       temperature=args.temperature)
+    for i in range(args.batch_size):
+        path = args.output if args.batch_size == 1 else args.output.replace(".wav", f"_{i}.wav")
+        save_wav(path, ops.mu_law_decode(x[i]).numpy())
+        print(f"sample: wrote {path}")
     return 0
 
 
@@ -73,12 +110,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_corpus)
 
-    p = sub.add_parser("demo", help="the main job on the built-in default data")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--hours", type=float, default=3.0)
-    p.add_argument("--tiny", action="store_true")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("train", help="train (or resume) a WaveNet or an ADA")
+    p.add_argument("--data", required=True, help="shard folder")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, experiment.json, tensorboard)")
+    p.add_argument("--row", help="a Table 1 row, e.g. 1.2")
+    p.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "paper"])
+    p.add_argument("--experiment", help="an experiment.json to train")
+    p.add_argument("--steps", type=int)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("reconstruct", help="encode a recording with an ADA and decode it back")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--checkpoint", required=True, help="an ADA run folder")
+    p.add_argument("--seconds", type=float, help="only the first seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.set_defaults(func=_cmd_reconstruct)
+
+    p = sub.add_parser("sample", help="sample audio from an unconditional WaveNet run folder")
+    p.add_argument("output")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.set_defaults(func=_cmd_sample)
+
     return parser
 
 

@@ -239,6 +239,13 @@ class ADAConfig:
         """The encoder's one-sided receptive field in code steps (512 / 8 = 64 in sec. 4.2)."""
         return self.encoder.half_receptive_field / self.hop
 
+    def flops_per_timestep(self) -> int:
+        """Forward FLOPs per audio sample: encoder and local model at the audio rate, modulator
+        at the code rate (1 / hop), plus the codebook distances for VQ-VAE."""
+        vq = 2 * self.n_codes * self.code_channels / self.hop if self.quantizer == "vq" else 0
+        return int(self.encoder.flops_per_timestep() + self.local.flops_per_timestep()
+                   + self.modulator.flops_per_timestep() / self.hop + vq)
+
     @property
     def modulator_receptive_field_samples(self) -> int:
         """Audio samples the modulator's output at one code depends on, to each side."""
