@@ -57,5 +57,6 @@ def test_demo_writes_table_wavs_and_index(tmp_path, monkeypatch):
     assert demo.main(["--scale", "tiny", "--steps", "1", "--rows", "1.2,1.1", "--out", "runs/demo"]) == 0
     index = (tmp_path / "runs" / "demo" / "index.html").read_text()
     assert "excerpt0_original.wav" in index and "excerpt0_row1.2.wav" in index
-    assert (tmp_path / "runs" / "demo" / "audio" / "excerpt0_row1.2.wav").stat().st_size > 1000
+    # one tiny-scale excerpt: 256 samples of 16-bit PCM plus the 44-byte header
+    assert (tmp_path / "runs" / "demo" / "audio" / "excerpt0_row1.2.wav").stat().st_size == 44 + 2 * 256
     assert "| 1.2 | VQ-VAE" in (tmp_path / "runs" / "demo" / "table1.md").read_text()
