@@ -1,0 +1,109 @@
+"""Validation of the predictability profile on sources whose entropy rate is known in closed form."""
+import numpy as np
+import pytest
+
+from analysis.predictability import profile, unigram_nll
+from tf_ada import ops
+
+TOL = 0.03  # nats per timestep
+
+
+def markov(order, n_symbols, n, rng, transitions):
+    s = list(rng.integers(0, n_symbols, order))
+    u = rng.random(n)
+    cdf = np.cumsum(transitions, 1)
+    for t in range(n - order):
+        state = 0
+        for v in s[len(s) - order:]:
+            state = state * n_symbols + v
+        s.append(int(np.searchsorted(cdf[state], u[t] * cdf[state, -1])))
+    return np.array(s, np.int32)
+
+
+def entropy_rate(order, n_symbols, transitions):
+    """sum_s pi(s) H(P(. | s)) with pi the stationary distribution of the state chain."""
+    n_states = n_symbols ** order
+    T = np.zeros((n_states, n_states))
+    for st in range(n_states):
+        for c in range(n_symbols):
+            T[st, (st * n_symbols + c) % n_states] += transitions[st, c]
+    w, v = np.linalg.eig(T.T)
+    pi = np.real(v[:, np.argmin(np.abs(w - 1))])
+    pi /= pi.sum()
+    return float(-(pi[:, None] * transitions * np.log(transitions)).sum())
+
+
+def test_iid_symbols_are_flat_at_their_entropy():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(6))
+    h = float(-(p * np.log(p)).sum())
+    train = [rng.choice(6, size=30000, p=p)]
+    eval_ = [rng.choice(6, size=10000, p=p)]
+    res = profile(train, eval_, [0, 1, 3], 6, hidden=16, max_steps=2000, log=lambda s: None)
+    for r in res:
+        assert abs(r["eval_nll"] - h) < TOL, r
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_markov_chain_falls_to_its_entropy_rate_at_r_equals_order(order):
+    rng = np.random.default_rng(order)
+    k = 4
+    transitions = rng.dirichlet(np.ones(k) * 0.5, size=k ** order)
+    h = entropy_rate(order, k, transitions)
+    train = [markov(order, k, 30000, rng, transitions)]
+    eval_ = [markov(order, k, 10000, rng, transitions)]
+    res = {r["receptive_field"]: r["eval_nll"] for r in
+           profile(train, eval_, list(range(0, order + 3)), k, hidden=32, max_steps=4000, log=lambda s: None)}
+    for r in range(order):
+        assert res[r] > h + 0.05, (r, res[r], h)  # not enough context: clearly above the rate
+    for r in range(order, order + 3):
+        assert abs(res[r] - h) < TOL, (r, res[r], h)  # exactly at r = order, and flat after
+
+
+def test_mu_law_ar_process_matches_its_conditional_entropy_bound():
+    """x_t = a x_{t-1} + sigma e_t, 8-bit mu-law: the NLL given the exact past (Gaussian CDF over
+    each code's bin) is a lower bound that a predictor seeing the quantised past nearly reaches."""
+    from scipy.stats import norm
+    rng = np.random.default_rng(1)
+    a, sigma = 0.9, 0.03
+
+    def ar(n):
+        x, e = np.zeros(n), rng.normal(size=n) * sigma
+        for t in range(1, n):
+            x[t] = a * x[t - 1] + e[t]
+        return x
+
+    xs_train, xs_eval = ar(100000), ar(30000)
+    q = lambda x: ops.mu_law_encode(x.astype(np.float32)).numpy()
+    mu, c = 255.0, np.arange(256)
+    expand = lambda y: np.sign(y) * ((1 + mu) ** np.abs(y) - 1) / mu
+    lo, hi = expand(np.clip((c - 0.5) / mu * 2 - 1, -1, 1)), expand(np.clip((c + 0.5) / mu * 2 - 1, -1, 1))
+    lo[0], hi[-1] = -np.inf, np.inf
+    codes = q(xs_eval)
+    mean = a * xs_eval[:-1]
+    p = norm.cdf((hi[codes[1:]] - mean) / sigma) - norm.cdf((lo[codes[1:]] - mean) / sigma)
+    bound = float(-np.mean(np.log(p)))
+    res = {r["receptive_field"]: r["eval_nll"] for r in
+           profile([q(xs_train)], [codes], [0, 1, 2], 256, hidden=64, max_steps=4000, log=lambda s: None)}
+    assert res[0] > bound + 0.5  # waveform-like: the recent past is very informative
+    for r in (1, 2):
+        assert bound - TOL < res[r] < bound + 0.1, (r, res[r], bound)
+
+
+def test_unigram_is_smoothed_cross_entropy():
+    train, eval_ = [np.array([0, 0, 1])], [np.array([1, 2])]
+    tr, ev = unigram_nll(train, eval_, 3)  # add-one counts: [3, 2, 1] / 6
+    assert np.isclose(ev, -(np.log(2 / 6) + np.log(1 / 6)) / 2)
+    assert np.isclose(tr, -(2 * np.log(3 / 6) + np.log(2 / 6)) / 3)
+
+
+def test_profile_accepts_arrays_and_tf_data():
+    import tensorflow as tf
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (4, 500)).astype(np.int32)
+    a = profile(x[:3], x[3:], [0, 1], 3, max_steps=100, log=lambda s: None)
+    b = profile(tf.data.Dataset.from_tensor_slices(x[:3]).batch(2), x[3:], [0, 1], 3, max_steps=100, log=lambda s: None)
+    assert [r["receptive_field"] for r in a] == [0, 1]
+    np.testing.assert_allclose([r["eval_nll"] for r in a], [r["eval_nll"] for r in b], rtol=1e-6)
+    with pytest.raises(ValueError, match="receptive field"):
+        profile(x[:3], x[3:], [600], 3, log=lambda s: None)
