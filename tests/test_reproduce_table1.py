@@ -60,3 +60,19 @@ def test_demo_writes_table_wavs_and_index(tmp_path, monkeypatch):
     # one tiny-scale excerpt: 256 samples of 16-bit PCM plus the 44-byte header
     assert (tmp_path / "runs" / "demo" / "audio" / "excerpt0_row1.2.wav").stat().st_size == 44 + 2 * 256
     assert "| 1.2 | VQ-VAE" in (tmp_path / "runs" / "demo" / "table1.md").read_text()
+
+
+def test_figure2_tiny_writes_profiles_figure_and_claims(audio_shards, tmp_path):
+    from reproduce import figure2, table1
+    rows = str(tmp_path / "rows")
+    table1.run_row("1.2", "tiny", audio_shards, rows, steps=1)
+    out = str(tmp_path / "fig")
+    assert figure2.main(["--scale", "tiny", "--data", audio_shards, "--out", out,
+                         "--checkpoint", str(tmp_path / "rows" / "table1_1_2_tiny")]) == 0
+    md = open(f"{out}/figure2.md").read()
+    from tf_ada import configs
+    marker = configs.table1_row("1.2", "tiny").model.encoder_receptive_field_codes  # 15 samples / hop 8
+    assert "holds" in md and f"Encoder receptive field in code steps: {marker}" in md
+    assert os.path.getsize(f"{out}/figure2.png") > 10000
+    codes = open(f"{out}/profile_codes.csv").read().splitlines()
+    assert codes[0].startswith("receptive_field") and len(codes) == 1 + 4
