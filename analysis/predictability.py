@@ -225,13 +225,16 @@ def audio_sequences(data_dir: str, max_timesteps: int, split: str) -> list[np.nd
     return _spread(seqs, max_timesteps)
 
 
-def _spread(seqs, max_timesteps):
+def _spread(seqs, max_timesteps, min_chunk: int = 32768):
+    """About `max_timesteps` in contiguous chunks of at least `min_chunk` steps from evenly spaced
+    sequences (long chunks keep every receptive field's context inside one chunk)."""
     total = sum(len(s) for s in seqs)
     if total <= max_timesteps:
         return seqs
-    per = max(1, max_timesteps // len(seqs))
-    out = [s[:per] for s in seqs]
-    return [s for s in out if len(s)]
+    n_chunks = max(1, min(len(seqs), max_timesteps // min_chunk))
+    per = max_timesteps // n_chunks
+    picks = np.linspace(0, len(seqs) - 1, n_chunks).round().astype(int)
+    return [seqs[i][:per] for i in sorted(set(picks.tolist()))]
 
 
 def code_sequences(data_dir: str, checkpoint: str, max_timesteps: int, split: str,

@@ -107,3 +107,13 @@ def test_profile_accepts_arrays_and_tf_data():
     np.testing.assert_allclose([r["eval_nll"] for r in a], [r["eval_nll"] for r in b], rtol=1e-6)
     with pytest.raises(ValueError, match="receptive field"):
         profile(x[:3], x[3:], [600], 3, log=lambda s: None)
+
+
+def test_spread_takes_long_contiguous_chunks():
+    from analysis.predictability import _spread
+    seqs = [np.arange(100_000) + 10**6 * i for i in range(50)]
+    out = _spread(seqs, 200_000, min_chunk=32768)
+    assert 150_000 <= sum(len(s) for s in out) <= 200_000
+    assert all(len(s) >= 32768 for s in out)
+    assert all(np.all(np.diff(s) == 1) for s in out)  # contiguous
+    assert len({int(s[0]) // 10**6 for s in out}) == len(out)  # from different sequences
