@@ -6,6 +6,7 @@ Every failure raises `AudioError`, whose message names the file and the reason, 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -69,7 +70,8 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         rate_in = int(io_tensor.rate.numpy())
         samples = io_tensor.to_tensor()
     except (tf.errors.OpError, ValueError, RuntimeError) as e:
-        msg = getattr(e, "message", str(e)).strip().splitlines()[-1][:200]
+        msg = getattr(e, "message", str(e)).strip().splitlines()[-1]
+        msg = re.sub(r"\{\{.*?\}\}|\[Op:[^\]]*\]", "", msg).strip()[:200]  # drop TF's op names
         raise AudioError(path, f"cannot decode {ext[1:]} data ({msg})") from None
     if samples.shape.rank != 2 or samples.shape[0] == 0:
         raise AudioError(path, "decoded to no samples")
