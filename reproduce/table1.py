@@ -65,12 +65,13 @@ def reconstructions(trainer, data_dir: str, out_dir: str, n_excerpts: int, n_sam
 
 
 def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, strategy=None,
-            eval_batches=None) -> dict:
+            eval_batches=None, polyak_decay=None) -> dict:
     import dataclasses
     from tf_ada.train import Trainer
     exp = configs.table1_row(row, scale, steps=steps)
-    if eval_batches is not None:
-        exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, eval_batches=eval_batches))
+    overrides = {k: v for k, v in (("eval_batches", eval_batches), ("polyak_decay", polyak_decay)) if v is not None}
+    if overrides:
+        exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, **overrides))
     row_dir = os.path.join(out, exp.name)
     done_path = os.path.join(row_dir, "row.json")
     if os.path.exists(done_path):
