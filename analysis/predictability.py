@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 

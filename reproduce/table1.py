@@ -22,12 +22,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-
 from reproduce import paper  # noqa: E402
 from tf_ada import configs, data, ops  # noqa: E402
 from tf_ada.audio import save_wav  # noqa: E402
-from tf_ada.configs import ADAConfig  # noqa: E402
 
 
 def default_data(scale: str, log=print) -> str:

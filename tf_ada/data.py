@@ -20,7 +20,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from typing import Callable, Iterable, Optional

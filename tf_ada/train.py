@@ -15,12 +15,11 @@ Output folder layout (`out_dir/`):
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-from typing import Optional, Union
+from typing import Optional
 
 import keras
 import numpy as np
@@ -168,7 +167,7 @@ class Trainer:
         if self._train_step is None:
             self._train_step = self._make_train_step()
         it = iter(self.dataset())
-        t0, last_log, sums, n_sum = time.monotonic(), time.monotonic(), {}, 0
+        t0, sums, n_sum = time.monotonic(), {}, 0
         result = {}
         while self.current_step < target:
             scalars = {k: float(v) for k, v in self._train_step(next(it)).items()}
@@ -191,7 +190,7 @@ class Trainer:
                 terms = " ".join(f"{k} {v:.4f}" for k, v in means.items())
                 self.log(f"train: {self.experiment.name} step {step}/{target} {terms} | {rate:.2f} steps/s "
                          f"({rate * cfg.batch_size * cfg.n_samples:,.0f} timesteps/s) ETA {(target - step) / max(rate, 1e-9):,.0f}s")
-                sums, n_sum, last_log = {}, 0, now
+                sums, n_sum = {}, 0
             if step % cfg.checkpoint_every == 0 or step == target:
                 self.save()
             if step % cfg.eval_every == 0 or step == target:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional
 
 import keras
 import tensorflow as tf
