@@ -9,6 +9,7 @@ For codes, the encoder's one-sided receptive field in code steps is marked with 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Optional
 
@@ -32,6 +33,9 @@ def _draw(ax, results, title, marker=None, unit="timesteps"):
         ax.annotate("r = 0\n(unigram)", (x0, zero[0]["eval_nll"]), textcoords="offset points", xytext=(4, -24),
                     fontsize=8, color="gray")
         ax.axvline(x0 * 1.41, color="lightgray", linewidth=0.8)
+        ticks = [x0] + [2.0 ** k for k in range(0, int(math.log2(xs[-1])) + 1)]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["0"] + [str(int(t)) for t in ticks[1:]])
     if marker:
         ax.axvline(marker, color="tab:red", linestyle=":", label=f"encoder RF ({marker:g} code steps)")
     ax.set_xlabel(f"receptive field r ({unit}, log scale)")
