@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         # a few dozen steps: a short Polyak horizon (0.9), else evaluation would see mostly the initial weights
         results[row] = table1.run_row(row, args.scale, data_dir, os.path.join(out, "runs"), args.steps,
                                       eval_batches=5, polyak_decay=0.9)
-        md = table1.write_report(results, args.scale, out, data_dir)
+        md = table1.write_report(results, args.scale, out, data_dir,
+                                 title=f"# Table 1 at demo scale (`{args.scale}`-scale models, {args.steps} steps per row)")
     index = write_index(out, results, md)
     print(md)
     print(f"demo: finished in {(time.monotonic() - t0) / 60:.1f} min")

@@ -98,7 +98,7 @@ def _fmt(v, digits=3):
     return "-" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
 
-def write_report(results: dict, scale: str, out: str, data_dir: str) -> str:
+def write_report(results: dict, scale: str, out: str, data_dir: str, title: str = None) -> str:
     rows = []
     for row, p in paper.TABLE1.items():
         r = results.get(row, {})
@@ -111,7 +111,7 @@ def write_report(results: dict, scale: str, out: str, data_dir: str) -> str:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    lines = [f"# Table 1 at `{scale}` scale", "",
+    lines = [title or f"# Table 1 at `{scale}` scale", "",
              f"Data: `{data_dir}`. NLL in nats per timestep (Polyak-averaged weights); perplexity = exp(entropy "
              "of code usage) over the evaluated held-out excerpts (max 256).", "",
              "| # | model | input | hop | paper train NLL | paper eval NLL | paper perplexity | our train NLL | "
