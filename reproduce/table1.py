@@ -82,7 +82,8 @@ def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, str
     ev = trainer.train()  # ends with an evaluation (or returns the finished run's eval.json)
     if "eval_nll" not in ev:
         ev = trainer.evaluate()
-    recon_samples = min(exp.train.n_samples, 32768)
+    # two seconds to listen to (the training excerpt length at tiny scale), a multiple of every hop
+    recon_samples = exp.train.n_samples if scale == "tiny" else 32768
     recons = reconstructions(trainer, data_dir, os.path.join(row_dir, "reconstructions"),
                              n_excerpts=2 if scale != "tiny" else 1, n_samples=recon_samples)
     result = {"row": row, "name": exp.name, "steps": exp.train.steps, "train_nll": ev["train_nll"],
