@@ -67,11 +67,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     t0 = time.monotonic()
     from tf_ada import data
-    from tf_ada.corpus import build
-    corpus = os.path.join("runs", "corpus-tiny" if args.scale == "tiny" else "corpus")
-    if not os.path.exists(os.path.join(corpus, "data", data.MANIFEST)):
-        build.build(corpus, hours=args.hours, tiny=args.scale == "tiny")
-    data_dir = os.path.join(corpus, "data")
+    data_dir = table1.default_data(args.scale, hours=args.hours)
     print(data.summary(data.load_manifest(data_dir)))
     out = args.out
     os.makedirs(out, exist_ok=True)

@@ -27,12 +27,12 @@ from tf_ada import configs, data, ops  # noqa: E402
 from tf_ada.audio import save_wav  # noqa: E402
 
 
-def default_data(scale: str, log=print) -> str:
+def default_data(scale: str, log=print, hours: float = 3.0) -> str:
     """The built-in corpus for this scale (tiny: the one-minute build), built if missing."""
     from tf_ada.corpus import build
     out = os.path.join("runs", "corpus-tiny" if scale == "tiny" else "corpus")
     if not os.path.exists(os.path.join(out, "data", data.MANIFEST)):
-        build.build(out, tiny=scale == "tiny", log=log)
+        build.build(out, hours=hours, tiny=scale == "tiny", log=log)
     return os.path.join(out, "data")
 
 

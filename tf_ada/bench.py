@@ -134,7 +134,6 @@ def bench_train(args) -> dict:
     net = build_model(cfg)
     opt = tf.keras.optimizers.Adam(1e-4)
     x = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch_size, args.n_samples)), tf.int32)
-    net(x[:, :64])
     opt.build(net.trainable_variables)
 
     @tf.function(jit_compile=args.jit)

@@ -36,9 +36,11 @@ class DivergenceError(RuntimeError):
 
 
 def build_model(config):
-    if isinstance(config, ADAConfig):
-        return ADA(config)
-    return WaveNet(config)
+    """A WaveNet or an ADA from its config, with its weights created (one hop of zeros)."""
+    model = ADA(config) if isinstance(config, ADAConfig) else WaveNet(config)
+    hop = config.hop if isinstance(config, ADAConfig) else 1
+    model(tf.zeros([1, hop], tf.int32))
+    return model
 
 
 def model_scalars(model, x, training: bool) -> tuple[dict, tf.Tensor]:
@@ -86,7 +88,6 @@ class Trainer:
                 raise ValueError(f"{out_dir} holds a different model; choose another folder")
         with self.strategy.scope():
             self.model = build_model(experiment.model)
-            self.model(tf.zeros([1, self._hop()], tf.int32))  # create the weights
             self.optimizer = keras.optimizers.Adam(cfg.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
             self.polyak = [tf.Variable(v.value, trainable=False, name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
@@ -115,9 +116,6 @@ class Trainer:
     @property
     def current_step(self) -> int:
         return int(self.step.numpy())
-
-    def _hop(self) -> int:
-        return self.experiment.model.hop if isinstance(self.experiment.model, ADAConfig) else 1
 
     # --- training ---
 
@@ -291,8 +289,6 @@ def load_model(out_dir: str, polyak: bool = True):
     """Rebuilds a trained model from its folder alone (experiment.json + latest checkpoint)."""
     experiment = Experiment.load(out_dir)
     model = build_model(experiment.model)
-    hop = experiment.model.hop if isinstance(experiment.model, ADAConfig) else 1
-    model(tf.zeros([1, hop], tf.int32))
     polyak_vars = [tf.Variable(v.value, trainable=False) for v in model.trainable_variables]
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step)
