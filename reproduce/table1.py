@@ -45,8 +45,7 @@ def reconstructions(trainer, data_dir: str, out_dir: str, n_excerpts: int, n_sam
     manifest = data.load_manifest(data_dir)
     ds = data.eval_dataset(data_dir, n_samples=n_samples, batch_size=1, split=manifest.get("eval_split", "eval"))
     written = []
-    trainer._swap_polyak()
-    try:
+    with trainer.polyak_weights():
         for i, (x, mask) in enumerate(ds.take(n_excerpts)):
             codes = model.encode(x)
             y = model.decode(codes, seed=i, verbose=False)
@@ -56,8 +55,6 @@ def reconstructions(trainer, data_dir: str, out_dir: str, n_excerpts: int, n_sam
             save_wav(recon, ops.mu_law_decode(y[0]).numpy())
             trainer.write_audio(f"reconstruction/{i}", ops.mu_law_decode(y[0]).numpy())
             written.append({"original": orig, "reconstruction": recon})
-    finally:
-        trainer._swap_polyak()
     return written
 
 

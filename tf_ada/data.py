@@ -248,7 +248,7 @@ def find_recordings(src: str) -> list[Recording]:
     return recs
 
 
-def _unit_hash(seed: int, text: str) -> float:
+def unit_hash(seed: int, text: str) -> float:
     digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
@@ -264,9 +264,9 @@ def assign_splits(recs: Iterable[Recording], eval_fraction: float, seed: int,
     recs = list(recs)
     overrides = overrides or {}
     pieces = sorted({r.piece for r in recs if r.split is None and r.name not in overrides and r.piece not in overrides})
-    held = {p for p in pieces if _unit_hash(seed, p) < eval_fraction}
+    held = {p for p in pieces if unit_hash(seed, p) < eval_fraction}
     if not held and len(pieces) >= 2 and eval_fraction > 0:
-        held = {min(pieces, key=lambda p: _unit_hash(seed, p))}
+        held = {min(pieces, key=lambda p: unit_hash(seed, p))}
     out = {}
     for r in recs:
         out[r.name] = (overrides.get(r.name) or overrides.get(r.piece) or r.split

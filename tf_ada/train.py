@@ -15,6 +15,7 @@ Output folder layout (`out_dir/`):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -206,6 +207,15 @@ class Trainer:
             tmp = tf.identity(v.value)
             v.assign(p)
             p.assign(tmp)
+
+    @contextlib.contextmanager
+    def polyak_weights(self):
+        """The Polyak-averaged weights (app. A) are in the model for the duration of the block."""
+        self._swap_polyak()
+        try:
+            yield self.model
+        finally:
+            self._swap_polyak()
 
     def evaluate(self, splits=("train", "eval"), max_batches: Optional[int] = None) -> dict:
         """NLL (nats/timestep) over fixed excerpts of each split, with Polyak-averaged weights, and

@@ -210,17 +210,17 @@ def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
     Args:
       seconds: {piece name: duration}; without it every piece counts as equally long.
     """
-    from tf_ada.data import _unit_hash
+    from tf_ada.data import unit_hash
     seconds = seconds or {}
     work_seconds: dict = {}
     for p in pieces:
         work_seconds[(p.work, p.solo)] = work_seconds.get((p.work, p.solo), 0.0) + seconds.get(p.name, 1.0)
     works = sorted(work_seconds)
-    held = {w for w, _ in works if _unit_hash(seed, w) < eval_fraction}
+    held = {w for w, _ in works if unit_hash(seed, w) < eval_fraction}
     for solo in (True, False):
         group = [(w, s) for w, s in works if s == solo]
         if group and not held & {w for w, _ in group} and len(works) > 1:
-            held.add(min(group, key=lambda ws: (work_seconds[ws], _unit_hash(seed, ws[0])))[0])
+            held.add(min(group, key=lambda ws: (work_seconds[ws], unit_hash(seed, ws[0])))[0])
     return {p.name + ".wav": ("eval" if p.work in held else "train") for p in pieces}
 
 
