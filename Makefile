@@ -6,8 +6,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# system tools: mp3 encoding/decoding for tensorflow-io, the synthesiser and sox for the corpus, npm for the piano samples
-APT_PACKAGES := libmp3lame0 fluidsynth sox npm
+# system tools, as command:package pairs: the synthesiser and sox for the corpus, npm for the piano
+# samples; libmp3lame0 (mp3 through tensorflow-io) is a library, found through ldconfig
+SYSTEM_TOOLS := fluidsynth:fluidsynth sox:sox npm:npm
+# overridable (tests run system-deps with fakes): the package tool, the library lookup, and
+# IS_ROOT (yes: install what is missing; anything else: print the command to run)
+APT_GET  ?= apt-get
+LDCONFIG ?= ldconfig
+IS_ROOT  ?= $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 .PHONY: demo test system-deps venv clean bench
 
@@ -19,19 +25,34 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+# Installs only the packages whose tool is missing (npm already on the PATH, e.g. from NodeSource,
+# is never asked for: apt's npm conflicts with it). Each package is installed on its own; if that
+# fails, the package lists are refreshed once and it is tried again; a package that still fails
+# stops here with one line naming it and the command to run by hand.
 system-deps:
 	@missing=""; \
-	for t in fluidsynth sox npm; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
-	ldconfig -p 2>/dev/null | grep -q libmp3lame || missing="$$missing libmp3lame0"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing system packages: $(APT_PACKAGES)"; \
-	    (apt-get install -y --no-install-recommends $(APT_PACKAGES) >/dev/null 2>&1 || \
-	     (apt-get update -qq && apt-get install -y --no-install-recommends $(APT_PACKAGES) >/dev/null)); \
-	  else \
-	    echo "missing system tools:$$missing; install with: sudo apt-get install -y $(APT_PACKAGES)"; \
+	for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	$(LDCONFIG) -p 2>/dev/null | grep -q libmp3lame || missing="$$missing libmp3lame0"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$(IS_ROOT)" != yes ]; then \
+	  echo "system-deps: missing packages:$$missing; install them with: sudo apt-get install -y$$missing"; \
+	  exit 0; \
+	fi; \
+	updated=""; \
+	for pkg in $$missing; do \
+	  echo "system-deps: installing $$pkg"; \
+	  log=$$($(APT_GET) install -y --no-install-recommends $$pkg 2>&1) && continue; \
+	  if [ -z "$$updated" ]; then \
+	    updated=yes; \
+	    $(APT_GET) update -qq >/dev/null 2>&1; \
+	    log=$$($(APT_GET) install -y --no-install-recommends $$pkg 2>&1) && continue; \
 	  fi; \
-	fi
+	  reason=$$(printf '%s\n' "$$log" | grep '^E:' | tail -n 1); \
+	  echo "system-deps: error: could not install $$pkg ($${reason:-$(APT_GET) failed}); install it by hand: sudo apt-get update && sudo apt-get install -y $$pkg" >&2; \
+	  exit 1; \
+	done
 
 demo: $(STAMP) system-deps
 	$(BIN)/python reproduce/demo.py --out runs/demo
