@@ -126,7 +126,10 @@ def test_split_holds_whole_works_and_some_solo_piano():
         assert len({splits[f"quartets__haydn__op{i}__movement{m}.wav"] for m in range(4)}) == 1
     held = [p for p in pieces if splits[p.name + ".wav"] == "eval"]
     assert any(p.solo for p in held) and any(not p.solo for p in held)
-    assert len(held) < 0.2 * len(pieces)
+    # every piece counts as 1 s here: each group holds out at most twice a quarter of its music
+    for solo in (True, False):
+        group = [p for p in pieces if p.solo == solo]
+        assert sum(1 for p in held if p.solo == solo) <= 2 * 0.25 * len(group)
 
 
 @pytest.mark.slow
@@ -150,9 +153,28 @@ def test_tiny_corpus_builds_end_to_end(tmp_path):
     assert before == after
 
 
+def test_held_out_split_holds_ten_minutes_of_whole_works_with_solo_piano():
+    rng = np.random.default_rng(0)
+    pieces = [build.Piece("jam", f"p{i}.mid", f"p{i}.mid", True) for i in range(20)]
+    pieces += [build.Piece("quartets", f"q{i}/m{m}.mxl", f"q{i}", False) for i in range(12) for m in range(3)]
+    pieces += [build.Piece("quartets", "long/m0.mxl", "long", False)]
+    seconds = {p.name: float(rng.uniform(60, 300)) for p in pieces}
+    seconds["quartets__long__m0"] = 2400.0  # a 40-minute work
+    splits = build.choose_splits(pieces, 0.01, seed=0, seconds=seconds)
+    assert splits == build.choose_splits(list(reversed(pieces)), 0.01, seed=0, seconds=seconds)  # deterministic
+    held = [p for p in pieces if splits[p.name + ".wav"] == "eval"]
+    for solo in (True, False):
+        assert sum(seconds[p.name] for p in held if p.solo == solo) >= 300.0
+    assert sum(seconds[p.name] for p in held) < 0.2 * sum(seconds.values())
+    assert splits["quartets__long__m0.wav"] == "train"
+    for i in range(12):
+        assert len({splits[f"quartets__q{i}__m{m}.wav"] for m in range(3)}) == 1
+
+
 def test_forced_held_out_works_are_the_shortest():
+    # every work is longer than twice the 5 minutes each group needs: only the shortest is held out
     pieces = [build.Piece("jam", f"p{i}.mid", f"p{i}.mid", True) for i in range(5)]
     pieces += [build.Piece("quartets", f"q{i}.mxl", f"q{i}", False) for i in range(5)]
-    seconds = {p.name: 600.0 - 10 * i for i, p in enumerate(pieces)}
+    seconds = {p.name: 1500.0 - 10 * i for i, p in enumerate(pieces)}
     splits = build.choose_splits(pieces, 0.0, seed=0, seconds=seconds)
     assert sorted(k for k, v in splits.items() if v == "eval") == ["jam__p4.wav", "quartets__q4.wav"]

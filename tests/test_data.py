@@ -171,3 +171,18 @@ def test_codes_out_of_range_rejected(tmp_path):
     w = data.ShardWriter(str(tmp_path / "c"), kind="codes", dtype="int16", n_classes=8, sample_rate=1)
     with pytest.raises(data.DataError, match="outside"):
         w.add("s", "train", np.array([1, 9]), {})
+
+
+def test_corpus_hash_depends_on_works_splits_and_audio_not_formatting():
+    files = {"a.wav": {"split": "train", "piece": "w1", "sha256": "00ff", "n_samples": 10, "shard": "train-00000"},
+             "b.wav": {"split": "eval", "piece": "w2", "sha256": "11ee", "n_samples": 20, "shard": "eval-00000"}}
+    base = data.corpus_hash({"files": files})
+    # formatting, shard layout and unrelated fields do not matter
+    reordered = {k: dict(reversed(list(v.items())), shard="x", n_samples=0) for k, v in reversed(list(files.items()))}
+    assert data.corpus_hash({"files": reordered, "format": "other", "created": "now"}) == base
+    moved = {**files, "a.wav": dict(files["a.wav"], split="eval")}
+    assert data.corpus_hash({"files": moved}) != base
+    changed = {**files, "b.wav": dict(files["b.wav"], sha256="11ef")}
+    assert data.corpus_hash({"files": changed}) != base
+    regrouped = {**files, "b.wav": dict(files["b.wav"], piece="w1")}
+    assert data.corpus_hash({"files": regrouped}) != base

@@ -56,6 +56,9 @@ class PrepareOptions:
       normalize: scale each recording to a peak of 0.99 before mu-law encoding. Off by default:
         the paper keeps the recordings' own levels.
       split_overrides: {relative path or piece name: split} that takes precedence over the hash.
+      pieces: {relative path: piece (work) identifier}: recordings of one work (movements) share
+        a split and a cluster for standard errors; default: each file is its own piece (or the
+        MAESTRO CSV's `canonical_title`).
     """
     sample_rate: int = ops.SAMPLE_RATE
     eval_fraction: float = 0.01
@@ -66,6 +69,7 @@ class PrepareOptions:
     shard_samples: int = 2 ** 26
     normalize: bool = False
     split_overrides: Optional[dict] = None
+    pieces: Optional[dict] = None
 
 
 # --- manifest -----------------------------------------------------------------------------------
@@ -82,6 +86,27 @@ def load_manifest(data_dir: str) -> dict:
     if manifest.get("format") != FORMAT:
         raise DataError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
     return manifest
+
+
+def corpus_hash(manifest_or_dir) -> str:
+    """The identity of a data set and its split: sha256 over (split, piece, file name, sha256 of the
+    file's audio) of every recording in it, sorted. It depends on which works are in which split
+    and on their audio content, not on how the manifest is formatted, so model cards that quote
+    it stay valid when the manifest format changes. Code shards hash their source checkpoint's
+    recordings the same way (their files carry the audio's sha256 where known).
+
+    Args:
+      manifest_or_dir: a manifest dict or a folder holding manifest.json.
+
+    Returns:
+      64 hex digits.
+    """
+    manifest = load_manifest(manifest_or_dir) if isinstance(manifest_or_dir, str) else manifest_or_dir
+    h = hashlib.sha256()
+    for name, info in sorted(manifest["files"].items()):
+        row = "\t".join([info["split"], str(info.get("piece", name)), name, str(info.get("sha256", ""))])
+        h.update(row.encode() + b"\n")
+    return h.hexdigest()
 
 
 def _write_json_atomic(path: str, obj) -> None:
@@ -189,6 +214,7 @@ class ShardWriter:
     def _write_manifest(self) -> None:
         self.manifest["totals"] = _totals(self.manifest)
         self.manifest["splits"] = sorted(self.manifest["totals"])
+        self.manifest["corpus_hash"] = corpus_hash(self.manifest)
         _write_json_atomic(os.path.join(self.out_dir, MANIFEST), self.manifest)
 
     def close(self) -> dict:
@@ -326,7 +352,7 @@ def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
                 audio = audio * (0.99 / peak)
             codes = ops.mu_law_encode(audio).numpy()
             writer.add(rec.name, planned[rec.name], codes, {
-                "source": os.path.abspath(rec.path), "piece": rec.piece,
+                "source": os.path.abspath(rec.path), "piece": (options.pieces or {}).get(rec.name, rec.piece),
                 "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path)})
             audio_seconds += n / options.sample_rate
         except AudioError as e:

@@ -202,13 +202,32 @@ def _piece_job(args):
 
 
 def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
-                  seconds: Optional[dict] = None) -> dict:
-    """Held-out works (never parts of one): works whose hash(seed, work) < eval_fraction, plus,
-    where that leaves a group without one, the shortest solo-piano work and the shortest work of
-    the other material (so the held-out split has both and stays small).
+                  seconds: Optional[dict] = None, min_eval_seconds: float = 600.0,
+                  max_eval_share: float = 0.25) -> dict:
+    """Held-out works (never parts of one work), the same for every build of the same pieces.
+
+    The paper holds out 1% of 413 hours (about 4 hours). One percent of our few hours would be a
+    minute or two of music, too little for a verdict, so (our choice) the held-out split holds at
+    least `min_eval_seconds` of music, half solo piano and half the other material:
+      1. works whose hash(seed, work) < eval_fraction are held out (the paper's rule);
+      2. then, separately for solo piano and for the rest, works in hash order are added until
+         the group's held-out music reaches its share of `min_eval_seconds` (or `max_eval_share` of
+         the group's music, if less). A work longer than that share is passed over (one
+         40-minute quartet must not become the whole split), so a group holds out at most
+         twice its share;
+      3. a group with two or more works always gives at least one (its shortest, if 2 chose none).
 
     Args:
-      seconds: {piece name: duration}; without it every piece counts as equally long.
+      pieces: the built pieces.
+      eval_fraction: the paper's held-out share (1%).
+      seed: the hash seed.
+      seconds: {piece name: duration in s}; without it every piece counts as 1 s.
+      min_eval_seconds: music to hold out at least (default 10 minutes), split evenly between
+        the groups present.
+      max_eval_share: cap on the share of a group's music that is held out.
+
+    Returns:
+      {piece name + ".wav": "train" | "eval"}.
     """
     from tf_ada.data import unit_hash
     seconds = seconds or {}
@@ -217,9 +236,19 @@ def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
         work_seconds[(p.work, p.solo)] = work_seconds.get((p.work, p.solo), 0.0) + seconds.get(p.name, 1.0)
     works = sorted(work_seconds)
     held = {w for w, _ in works if unit_hash(seed, w) < eval_fraction}
-    for solo in (True, False):
-        group = [(w, s) for w, s in works if s == solo]
-        if group and not held & {w for w, _ in group} and len(works) > 1:
+    groups = [[ws for ws in works if ws[1] == solo] for solo in (True, False)]
+    groups = [g for g in groups if g]
+    for group in groups:
+        total = sum(work_seconds[ws] for ws in group)
+        target = min(min_eval_seconds / len(groups), max_eval_share * total)
+        have = sum(work_seconds[ws] for ws in group if ws[0] in held)
+        for ws in sorted(group, key=lambda ws: unit_hash(seed, ws[0])):
+            if have >= target:
+                break
+            if ws[0] not in held and work_seconds[ws] <= target:
+                held.add(ws[0])
+                have += work_seconds[ws]
+        if not held & {w for w, _ in group} and len(works) > 1:
             held.add(min(group, key=lambda ws: (work_seconds[ws], unit_hash(seed, ws[0])))[0])
     return {p.name + ".wav": ("eval" if p.work in held else "train") for p in pieces}
 
@@ -298,8 +327,9 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
                 progress.update(1 if tiny else seconds, note=f"{len(results)} pieces")
     built = [p for p, _ in results]
     splits = choose_splits(built, eval_fraction, seed, {p.name: sec for p, sec in results})
+    works = {p.name + ".wav": p.work for p in built}
     with open(os.path.join(out, "splits.csv"), "w", newline="") as f:
-        csv.writer(f).writerows(sorted(splits.items()))
+        csv.writer(f).writerows(sorted((name, split, works[name]) for name, split in splits.items()))
     # pieces rendered by an earlier, larger build but not chosen now are not part of this corpus
     wanted = set(splits)
     os.makedirs(wav_dir, exist_ok=True)
@@ -317,8 +347,10 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
     with open(os.path.join(out, "corpus.json"), "w") as f:
         json.dump(info, f, indent=1)
     from tf_ada import data
-    manifest = data.prepare(wav_dir, os.path.join(out, "data"), data.PrepareOptions(split_overrides=splits), log=log)
+    manifest = data.prepare(wav_dir, os.path.join(out, "data"), data.PrepareOptions(split_overrides=splits, pieces=works),
+                            log=log)
     info["manifest_totals"] = manifest["totals"]
+    info["corpus_hash"] = data.corpus_hash(manifest)
     return info
 
 
