@@ -76,14 +76,15 @@ def test_prepare_resumes_after_interruption_without_duplicates(recordings, tmp_p
         data.prepare(str(recordings), out, SMALL, log=lambda s: None)
     partial = data.load_manifest(out)
     assert 0 < len(partial["files"]) < len(GOOD)
-    open(os.path.join(out, "train-00099.tfrecord.tmp"), "w").write("half-written shard")
+    open(os.path.join(out, "notes.tmp"), "w").write("the user's file, not ours")
     monkeypatch.setattr(data, "load_audio", real)
     logs = []
     final = data.prepare(str(recordings), out, SMALL, log=logs.append)
     assert f"{len(partial['files'])} already done" in logs[0]
     assert {k: (v["split"], v["n_samples"], v["sha256"]) for k, v in final["files"].items()} == \
            {k: (v["split"], v["n_samples"], v["sha256"]) for k, v in ref["files"].items()}
-    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+    assert [f for f in os.listdir(out) if f.endswith((".tmp", ".partial"))] == ["notes.tmp"]
+    assert open(os.path.join(out, "notes.tmp")).read() == "the user's file, not ours"
     stored = sum(len(s) for split in ("train", "eval") for s in data.read_sequences(out, split))
     assert stored == sum(v["n_samples"] for v in ref["files"].values())
     # a third run does nothing

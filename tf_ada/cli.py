@@ -14,7 +14,7 @@ def _cmd_prepare(args) -> int:
         with open(args.splits, newline="") as f:
             overrides = {row[0]: row[1] for row in csv.reader(f) if len(row) >= 2}
     options = data.PrepareOptions(eval_fraction=args.eval_fraction, seed=args.seed, min_seconds=args.min_seconds,
-                                  normalize=args.normalize, split_overrides=overrides)
+                                  normalize=args.normalize, split_overrides=overrides, resplit=args.resplit)
     manifest = data.prepare(args.src, args.out, options)
     print(data.summary(manifest))
     print(f"wrote {os.path.join(args.out, data.MANIFEST)}")
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-seconds", type=float, default=1.0, help="skip recordings shorter than this")
     p.add_argument("--normalize", action="store_true", help="scale each recording to peak 0.99")
     p.add_argument("--splits", help="CSV of `relative_path_or_piece,split` rows overriding the split")
+    p.add_argument("--resplit", action="store_true",
+                   help="OUT was prepared with other split settings: remove its shards and prepare it again")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("corpus", help="the built-in piano corpus")
@@ -150,7 +152,8 @@ def main(argv=None) -> int:
     except Exception as e:  # clear one-line errors for the expected failure kinds
         from tf_ada.data import DataError
         from tf_ada.corpus.fetch import MissingToolError
-        if isinstance(e, (DataError, MissingToolError, FileNotFoundError)):
+        from tf_ada.fileio import FolderBusyError
+        if isinstance(e, (DataError, MissingToolError, FileNotFoundError, FolderBusyError)):
             print(f"tf-ada {args.command}: error: {e}", file=sys.stderr)
             return 2
         raise

@@ -21,13 +21,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import ops
+from tf_ada import faults, fileio, ops
 from tf_ada.audio import AUDIO_EXTENSIONS, AudioError, load_audio
 from tf_ada.progress import Progress
 
@@ -59,6 +60,9 @@ class PrepareOptions:
       pieces: {relative path: piece (work) identifier}: recordings of one work (movements) share
         a split and a cluster for standard errors; default: each file is its own piece (or the
         MAESTRO CSV's `canonical_title`).
+      resplit: an OUT prepared with other split settings (seed, eval_fraction, overrides) is
+        refused unless this is set; with it, OUT's own shards are removed and everything is
+        prepared again with the new settings.
     """
     sample_rate: int = ops.SAMPLE_RATE
     eval_fraction: float = 0.01
@@ -70,6 +74,7 @@ class PrepareOptions:
     normalize: bool = False
     split_overrides: Optional[dict] = None
     pieces: Optional[dict] = None
+    resplit: bool = False
 
 
 # --- manifest -----------------------------------------------------------------------------------
@@ -110,10 +115,29 @@ def corpus_hash(manifest_or_dir) -> str:
 
 
 def _write_json_atomic(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    fileio.atomic_write_json(path, obj, sort_keys=True)
+
+
+SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_split_name(split, where: str) -> str:
+    """Returns `split` if it is a safe split name (letters, digits, `_`, `-`; it becomes part of
+    shard file names), else raises a `DataError` that names `where` it came from."""
+    if not isinstance(split, str) or not SPLIT_NAME.fullmatch(split):
+        raise DataError(f"{where}: split name {split!r} is not allowed; use letters, digits, '_' and '-' "
+                        f"(at most 64, starting with a letter or digit)")
+    return split
+
+
+def inside(root: str, relative: str, where: str) -> str:
+    """`root/relative`, resolved (links followed), if it stays inside `root`; else a `DataError`
+    naming `where` the path came from."""
+    base = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(base, relative))
+    if os.path.isabs(relative) or os.path.commonpath([base, path]) != base:
+        raise DataError(f"{where}: path {relative!r} leads outside {root}; refused")
+    return path
 
 
 def _totals(manifest: dict) -> dict:
@@ -142,15 +166,21 @@ class ShardWriter:
         16000 / hop for codes).
       chunk_samples, shard_samples: see `PrepareOptions`.
       meta: extra fields stored in the manifest (e.g. the ADA checkpoint that produced codes).
+
+    The writer holds `out_dir`'s lock (`fileio.FolderLock`) from construction to `close()`, so two
+    jobs never write one folder. It only ever removes files it created: a shard is listed under
+    `writing` in the manifest before its first byte is written, so a later writer removes the
+    leftovers of a killed one by name; other files in the folder are never touched.
+
+    Raises:
+      fileio.FolderBusyError: another job is writing `out_dir`.
+      DataError: `out_dir` holds shards of another kind.
     """
 
     def __init__(self, out_dir: str, kind: str, dtype: str, n_classes: int, sample_rate: float,
                  chunk_samples: int = 2 ** 18, shard_samples: int = 2 ** 26, meta: Optional[dict] = None):
         self.out_dir = out_dir
-        os.makedirs(out_dir, exist_ok=True)
-        for name in os.listdir(out_dir):  # shards of an interrupted run that never made the manifest
-            if name.endswith(".tmp"):
-                os.remove(os.path.join(out_dir, name))
+        self._lock = fileio.FolderLock(out_dir, f"writing {kind} shards")
         path = os.path.join(out_dir, MANIFEST)
         if os.path.exists(path):
             self.manifest = load_manifest(out_dir)
@@ -164,6 +194,10 @@ class ShardWriter:
                 "chunk_samples": int(chunk_samples), "files": {}, "skipped": {}, "shards": {}, "totals": {},
                 "eval_split": "eval", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
+        for shard in self.manifest.pop("writing", []):  # shards of a killed run that never made the manifest
+            for name in (shard, _partial_name(shard)):
+                if os.path.exists(os.path.join(out_dir, name)):
+                    os.remove(os.path.join(out_dir, name))
         if meta:
             self.manifest.update(meta)
         self.chunk_samples = int(self.manifest["chunk_samples"])
@@ -176,6 +210,7 @@ class ShardWriter:
 
     def add(self, name: str, split: str, values: np.ndarray, info: dict) -> None:
         """Queues one sequence (`[n_samples]` integers) for `split`; it is on disk after the next flush."""
+        check_split_name(split, name)
         values = np.asarray(values)
         if values.size and (values.min() < 0 or values.max() >= self.manifest["n_classes"]):
             raise DataError(f"{name}: values outside [0, {self.manifest['n_classes']})")
@@ -196,7 +231,13 @@ class ShardWriter:
             return
         index = sum(1 for s in self.manifest["shards"].values() if s["split"] == split)
         shard = f"{split}-{index:05d}.tfrecord"
-        tmp = os.path.join(self.out_dir, shard + ".tmp")
+        final = os.path.join(self.out_dir, shard)
+        if os.path.exists(final):
+            raise DataError(f"{final}: exists but is not listed in {MANIFEST}; not overwriting it "
+                            f"(move it away or choose another folder)")
+        self.manifest.setdefault("writing", []).append(shard)
+        self._write_manifest()
+        tmp = os.path.join(self.out_dir, _partial_name(shard))
         n_records = 0
         with tf.io.TFRecordWriter(tmp) as writer:
             for name, _, values in buf:
@@ -204,7 +245,9 @@ class ShardWriter:
                     chunk = values[offset:offset + self.chunk_samples]
                     writer.write(_example(chunk, name, offset))
                     n_records += 1
-        os.replace(tmp, os.path.join(self.out_dir, shard))
+        faults.point("shard-written")
+        os.replace(tmp, final)
+        self.manifest["writing"].remove(shard)
         self.manifest["shards"][shard] = {"split": split, "n_records": n_records,
                                           "n_samples": int(sum(v.size for _, _, v in buf))}
         for name, info, _ in buf:
@@ -217,11 +260,35 @@ class ShardWriter:
         self.manifest["corpus_hash"] = corpus_hash(self.manifest)
         _write_json_atomic(os.path.join(self.out_dir, MANIFEST), self.manifest)
 
-    def close(self) -> dict:
-        for split in list(self._buffers):
-            self._flush(split)
+    def reset(self) -> None:
+        """Removes this folder's shards (those the manifest lists) and forgets every file, so that
+        the folder is prepared again from scratch."""
+        for shard in self.manifest["shards"]:
+            path = os.path.join(self.out_dir, shard)
+            if os.path.exists(path):
+                os.remove(path)
+        self._buffers = {}
+        self.manifest.update(files={}, skipped={}, shards={}, planned_splits={})
         self._write_manifest()
+
+    def close(self) -> dict:
+        """Writes what is queued, the final manifest, and releases the folder; returns the manifest."""
+        try:
+            for split in list(self._buffers):
+                self._flush(split)
+            self._write_manifest()
+        finally:
+            self._lock.release()
         return self.manifest
+
+    def abort(self) -> None:
+        """Releases the folder without writing what is queued (it is redone by the next run)."""
+        self._buffers = {}
+        self._lock.release()
+
+
+def _partial_name(shard: str) -> str:
+    return f".{shard}.partial"
 
 
 def _example(chunk: np.ndarray, name: str, offset: int) -> bytes:
@@ -251,18 +318,27 @@ def find_recordings(src: str) -> list[Recording]:
     through its CSV: its splits are kept (train / validation / test) and files of one
     `canonical_title` share a piece. Otherwise every file with an audio extension below `src` is a
     recording and its own piece.
+
+    Raises:
+      DataError: `src` is not a folder; a CSV row's `audio_filename` leads outside `src` or its
+        `split` is not a safe split name (the CSV is untrusted input).
     """
     if not os.path.isdir(src):
         raise DataError(f"{src}: not a folder")
     for name in sorted(os.listdir(src)):
         if name.lower().endswith(".csv"):
-            with open(os.path.join(src, name), newline="") as f:
+            csv_path = os.path.join(src, name)
+            with open(csv_path, newline="") as f:
                 reader = csv.DictReader(f)
                 fields = set(reader.fieldnames or [])
                 if {"audio_filename", "split"} <= fields:
-                    return [Recording(name=row["audio_filename"], path=os.path.join(src, row["audio_filename"]),
-                                      piece=row.get("canonical_title") or row["audio_filename"],
-                                      split=row["split"]) for row in reader]
+                    recs = []
+                    for line, row in enumerate(reader, start=2):
+                        where = f"{csv_path}, line {line}"
+                        recs.append(Recording(name=row["audio_filename"], path=inside(src, row["audio_filename"], where),
+                                              piece=row.get("canonical_title") or row["audio_filename"],
+                                              split=check_split_name(row["split"], where)))
+                    return recs
     recs = []
     for root, dirs, files in os.walk(src):
         dirs.sort()
@@ -316,17 +392,57 @@ def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
     `skipped` in the manifest (with the reason); they never abort the run. Re-running skips files
     already in the manifest, so an interrupted run finishes without duplicates.
 
+    OUT is locked while the job runs. An OUT prepared from another SRC is refused; one prepared
+    with other split settings is refused unless `options.resplit`. OUT must not be SRC or inside it.
+
     Returns:
       The manifest (also written to OUT/manifest.json).
     """
+    src_real, out_real = os.path.realpath(src), os.path.realpath(out)
+    if os.path.commonpath([src_real, out_real]) == src_real:
+        raise DataError(f"{out}: the output folder is the source folder or inside it ({src}); choose a folder outside it")
     recs = find_recordings(src)
     if not recs:
         raise DataError(f"{src}: no recordings ({', '.join(AUDIO_EXTENSIONS)}) found")
+    for name, split in (options.split_overrides or {}).items():
+        check_split_name(split, f"split override for {name!r}")
+    settings = {"seed": options.seed, "eval_fraction": options.eval_fraction,
+                "split_overrides_sha256": hashlib.sha256(
+                    json.dumps(options.split_overrides or {}, sort_keys=True).encode()).hexdigest()}
     writer = ShardWriter(out, kind="audio", dtype="uint8", n_classes=ops.QUANTIZATION_CHANNELS,
                          sample_rate=options.sample_rate, chunk_samples=options.chunk_samples,
-                         shard_samples=options.shard_samples,
-                         meta={"source": os.path.abspath(src), "encoding": "mu-law"})
+                         shard_samples=options.shard_samples)
+    try:
+        manifest = _check_reuse(writer, src, settings, options.resplit, log)
+        return _prepare_into(writer, manifest, src, recs, options, log)
+    finally:
+        writer.abort()
+
+
+def _check_reuse(writer: ShardWriter, src: str, settings: dict, resplit: bool, log) -> dict:
+    """Refuses an OUT prepared from another source, or (unless `resplit`) with other split
+    settings; with `resplit`, empties it. Returns the writer's manifest."""
     manifest = writer.manifest
+    out = writer.out_dir
+    used = bool(manifest["files"] or manifest["skipped"] or manifest["shards"])
+    old_src = manifest.get("source")
+    if used and old_src and os.path.realpath(old_src) != os.path.realpath(src):
+        raise DataError(f"{out}: holds recordings prepared from {old_src}, not {os.path.abspath(src)}; "
+                        f"choose another output folder")
+    old = manifest.get("split_settings") or {k: manifest[k] for k in ("seed", "eval_fraction") if k in manifest}
+    changed = sorted(k for k in old if old[k] != settings.get(k))
+    if used and changed:
+        if not resplit:
+            raise DataError(f"{out}: was prepared with other split settings ({', '.join(changed)}); "
+                            f"re-run with the same settings to resume, or with --resplit to prepare it again")
+        log(f"prepare: split settings changed ({', '.join(changed)}); preparing {out} again (--resplit)")
+        writer.reset()
+    manifest.update(source=os.path.abspath(src), encoding="mu-law", split_settings=settings)
+    return manifest
+
+
+def _prepare_into(writer: ShardWriter, manifest: dict, src: str, recs: list, options: PrepareOptions, log) -> dict:
+    """The body of `prepare`: decodes what is not done yet into `writer`; returns the final manifest."""
     # the split is fixed the first time a file is seen, so resuming never moves a file
     planned = manifest.setdefault("planned_splits", {})
     fresh = assign_splits(recs, options.eval_fraction, options.seed, options.split_overrides)
@@ -354,6 +470,7 @@ def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
             writer.add(rec.name, planned[rec.name], codes, {
                 "source": os.path.abspath(rec.path), "piece": (options.pieces or {}).get(rec.name, rec.piece),
                 "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path)})
+            faults.point("file-added")
             audio_seconds += n / options.sample_rate
         except AudioError as e:
             log(f"prepare: skipped {e.path}: {e.reason}")
@@ -378,8 +495,10 @@ def summary(manifest: dict) -> str:
 # --- readers ------------------------------------------------------------------------------------
 
 def shard_paths(data_dir: str, split: str) -> list[str]:
+    """The shard files of `split`, each checked to lie inside `data_dir` (the manifest is untrusted)."""
     manifest = load_manifest(data_dir)
-    paths = [os.path.join(data_dir, s) for s, info in sorted(manifest["shards"].items()) if info["split"] == split]
+    where = os.path.join(data_dir, MANIFEST)
+    paths = [inside(data_dir, s, where) for s, info in sorted(manifest["shards"].items()) if info["split"] == split]
     if not paths:
         raise DataError(f"{data_dir}: no shards for split {split!r} (splits: {manifest.get('splits')})")
     return paths

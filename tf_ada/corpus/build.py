@@ -19,6 +19,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -256,12 +257,62 @@ def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
 def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, tiny: bool = False,
           jobs: int = 2, eval_fraction: float = 0.01, seed: int = 0, layers: Optional[Sequence[int]] = None,
           log=print) -> dict:
-    """Builds the corpus into OUT (wav/, splits.csv, corpus.json, data/ shards); returns corpus.json."""
+    """Builds the corpus into OUT (wav/, splits.csv, corpus.json, data/ shards); returns corpus.json.
+
+    OUT is locked while the build runs. The build only ever removes or replaces files in OUT/wav
+    that a build wrote (each name is recorded in OUT/.corpus-wav-files before its file is written);
+    if OUT/wav holds any other file, the build stops before rendering anything.
+
+    Raises:
+      DataError: OUT/wav holds files no build wrote.
+      fileio.FolderBusyError: another job is using OUT.
+    """
+    from tf_ada import fileio
     for tool in ("npm", "fluidsynth", "sox"):
         require_tool(tool)
     unknown = set(sources) - set(ALL_SOURCES)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; choose from {ALL_SOURCES}")
+    with fileio.FolderLock(out, "corpus build"):
+        return _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, log)
+
+
+OWNED_WAVS = ".corpus-wav-files"
+
+
+def _owned_wavs(out: str) -> set:
+    """Names of the files in OUT/wav that a build wrote: its record, plus the pieces an earlier
+    build listed in OUT/splits.csv."""
+    owned = set()
+    record = os.path.join(out, OWNED_WAVS)
+    if os.path.exists(record):
+        with open(record) as f:
+            owned.update(line.strip() for line in f if line.strip())
+    splits_csv = os.path.join(out, "splits.csv")
+    if os.path.exists(splits_csv):
+        with open(splits_csv, newline="") as f:
+            owned.update(row[0] for row in csv.reader(f) if row)
+    return owned
+
+
+def _record_wav(out: str, name: str) -> None:
+    """Notes, before the file exists, that this build writes OUT/wav/name."""
+    with open(os.path.join(out, OWNED_WAVS), "a") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, log) -> dict:
+    """`build` with OUT locked."""
+    from tf_ada import data, fileio
+    wav_dir = os.path.join(out, "wav")
+    owned = _owned_wavs(out)
+    foreign = sorted(set(os.listdir(wav_dir)) - owned) if os.path.isdir(wav_dir) else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise data.DataError(f"{wav_dir}: holds files no corpus build wrote ({shown}); "
+                             f"move them away or build into another folder")
     layers = layers or ((4, 8, 12, 16) if tiny else piano.ALL_LAYERS)
     sf2 = piano.build_soundfont(layers, jobs=jobs, log=log)
     if tiny:
@@ -269,7 +320,6 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
     else:
         pieces = list_pieces(sources)
     cache = cache_dir("renders")
-    wav_dir = os.path.join(out, "wav")
     # all solo piano first; then, while under the budget, the next piece of whichever other
     # source has the fewest hours so far (in-flight pieces counted at their source's mean length)
     solo = [p for p in pieces if p.solo]
@@ -308,6 +358,9 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
                 if p is None:
                     break
                 out_wav = os.path.join(wav_dir, p.name + ".wav")
+                if p.name + ".wav" not in owned:
+                    _record_wav(out, p.name + ".wav")
+                    owned.add(p.name + ".wav")
                 fut = pool.submit(_piece_job, (p, source_path(p), sf2, out_wav, cache, TINY_SECONDS if tiny else None))
                 in_flight[fut] = p.source
             if not in_flight:
@@ -328,14 +381,17 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
     built = [p for p, _ in results]
     splits = choose_splits(built, eval_fraction, seed, {p.name: sec for p, sec in results})
     works = {p.name + ".wav": p.work for p in built}
-    with open(os.path.join(out, "splits.csv"), "w", newline="") as f:
-        csv.writer(f).writerows(sorted((name, split, works[name]) for name, split in splits.items()))
-    # pieces rendered by an earlier, larger build but not chosen now are not part of this corpus
+    rows = io.StringIO()
+    csv.writer(rows).writerows(sorted((name, split, works[name]) for name, split in splits.items()))
+    fileio.atomic_write_text(os.path.join(out, "splits.csv"), rows.getvalue())
+    # pieces rendered by an earlier, larger build but not chosen now are not part of this corpus;
+    # only files a build wrote are removed
     wanted = set(splits)
     os.makedirs(wav_dir, exist_ok=True)
     for f in os.listdir(wav_dir):
-        if f not in wanted:
+        if f not in wanted and f in owned:
             os.remove(os.path.join(wav_dir, f))
+    fileio.atomic_write_text(os.path.join(out, OWNED_WAVS), "".join(name + "\n" for name in sorted(wanted)))
     per_source = {}
     for p, seconds in results:
         s = per_source.setdefault(p.source, {"pieces": 0, "hours": 0.0, "solo_piano": p.solo})
@@ -344,11 +400,10 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
     info = {"sources": per_source, "total_hours": sum(s["hours"] for s in per_source.values()),
             "failed": failed, "soundfont": sf2, "layers": list(layers), "splits": "splits.csv",
             "attribution": [piano.ATTRIBUTION, f"MIDI: npm {JAM_PACKAGE} {JAM_VERSION}", "scores: music21 corpus"]}
-    with open(os.path.join(out, "corpus.json"), "w") as f:
-        json.dump(info, f, indent=1)
-    from tf_ada import data
-    manifest = data.prepare(wav_dir, os.path.join(out, "data"), data.PrepareOptions(split_overrides=splits, pieces=works),
-                            log=log)
+    fileio.atomic_write_json(os.path.join(out, "corpus.json"), info)
+    # the corpus's split follows its pieces, so a changed selection re-splits its own shards
+    manifest = data.prepare(wav_dir, os.path.join(out, "data"),
+                            data.PrepareOptions(split_overrides=splits, pieces=works, resplit=True), log=log)
     info["manifest_totals"] = manifest["totals"]
     info["corpus_hash"] = data.corpus_hash(manifest)
     return info
