@@ -8,16 +8,18 @@ from tf_ada.layers.quantizers import ArgmaxQuantizer, VectorQuantizerEMA, perple
 
 
 def vq(k=6, d=3, **kw):
-    layer = VectorQuantizerEMA(k, d, **kw)
-    rng = np.random.RandomState(0)
-    layer.codebook.assign(rng.normal(size=(k, d)).astype(np.float32))
-    layer.ema_sums.assign(layer.codebook.numpy())
-    return layer
+    """Built through the public constructor only, as a user builds it (no state set by hand)."""
+    return VectorQuantizerEMA(k, d, **kw)
+
+
+def queries(seed, shape, scale=0.5):
+    """Queries on the codebook's scale (its initial entries lie in +-1/sqrt(D))."""
+    return (scale * np.random.RandomState(seed).normal(size=shape)).astype(np.float32)
 
 
 def test_nearest_code_matches_numpy():
     layer = vq()
-    q = np.random.RandomState(1).normal(size=(2, 5, 3)).astype(np.float32)
+    q = queries(1, (2, 5, 3))
     out = layer(q, training=False)
     e = layer.codebook.numpy()
     dist = ((q[..., None, :] - e[None, None]) ** 2).sum(-1)
@@ -33,7 +35,7 @@ def test_ema_update_and_laplace_smoothing_match_numpy():
     gamma, eps, k = 0.9, 1e-5, 6
     layer = vq(k=k, gamma=gamma, epsilon=eps)
     n0, m0 = layer.ema_counts.numpy().copy(), layer.ema_sums.numpy().copy()
-    q = np.random.RandomState(2).normal(size=(4, 8, 3)).astype(np.float32)
+    q = queries(2, (4, 8, 3))
     out = layer(q, training=True)
     codes = out.codes.numpy().reshape(-1)
     flat = q.reshape(-1, 3)
@@ -44,7 +46,9 @@ def test_ema_update_and_laplace_smoothing_match_numpy():
     smoothed = (n + eps) / (n.sum() + k * eps) * n.sum()
     np.testing.assert_allclose(layer.ema_counts.numpy(), n, rtol=1e-5)
     np.testing.assert_allclose(layer.ema_sums.numpy(), m, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(layer.codebook.numpy(), m / smoothed[:, None], rtol=1e-4, atol=1e-6)
+    used = counts > 0
+    np.testing.assert_allclose(layer.codebook.numpy()[used], (m / smoothed[:, None])[used], rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(layer.codebook.numpy()[~used], (m0 / n0[:, None])[~used])  # unused: unmoved
     np.testing.assert_allclose(out.counts.numpy(), counts)
     # Laplace smoothing keeps unused codes finite and the total count unchanged
     assert np.isclose(smoothed.sum(), n.sum())
@@ -53,7 +57,7 @@ def test_ema_update_and_laplace_smoothing_match_numpy():
 def test_ema_state_moves_only_in_training():
     layer = vq()
     before = [v.numpy().copy() for v in (layer.codebook, layer.ema_counts, layer.ema_sums)]
-    q = np.random.RandomState(3).normal(size=(2, 4, 3)).astype(np.float32)
+    q = queries(3, (2, 4, 3))
     layer(q, training=False)
     tf.function(lambda x: layer(x, training=False).codes)(q)
     for b, v in zip(before, (layer.codebook, layer.ema_counts, layer.ema_sums)):
@@ -63,9 +67,55 @@ def test_ema_state_moves_only_in_training():
     assert not layer.trainable_weights  # the codebook learns by K-means, not by gradients
 
 
+def test_fresh_ema_state_reproduces_the_codebook():
+    """Issue 9: the EMA sums used to start at 0, so one step zeroed every unused code."""
+    for k, d in ((6, 3), (256, 64)):
+        layer = vq(k=k, d=d)
+        e, n, m = layer.codebook.numpy(), layer.ema_counts.numpy(), layer.ema_sums.numpy()
+        np.testing.assert_array_equal(n, np.ones(k))
+        np.testing.assert_array_equal(m, e * n[:, None])
+        assert np.abs(e).max() <= 1 / np.sqrt(d) and len(np.unique(e, axis=0)) == k  # distinct codes
+    a, b = vq(k=8, d=4), vq(k=8, d=4)
+    assert not np.array_equal(a.codebook.numpy(), b.codebook.numpy())  # each layer draws its own
+
+
+def test_training_steps_move_used_codes_to_cluster_means_and_leave_unused_codes():
+    """Many clusters, real training steps under tf.function: codes that get queries follow the EMA
+    towards their cluster means; codes that never get any stay exactly where they started."""
+    k, d, gamma = 64, 8, 0.8
+    layer = vq(k=k, d=d, gamma=gamma)
+    e0 = layer.codebook.numpy().copy()
+    rng = np.random.RandomState(7)
+    centres = e0[:16] + 0.01 * rng.normal(size=(16, d)).astype(np.float32)  # 16 clusters near 16 codes
+    step = tf.function(lambda x: (lambda o: (o.codes, o.quantized))(layer(x, training=True)))
+    n, m = np.ones(k), e0.astype(np.float64).copy()
+    used_ever = np.zeros(k, bool)
+    for i in range(20):
+        q = (centres[rng.randint(0, 16, 256)] + 0.001 * rng.normal(size=(256, d))).astype(np.float32)
+        e_before = layer.codebook.numpy().copy()
+        out_codes, out_quantized = step(q[None])
+        codes = out_codes.numpy().reshape(-1)
+        np.testing.assert_array_equal(codes, (((q[:, None] - e_before[None]) ** 2).sum(-1)).argmin(1))
+        np.testing.assert_allclose(out_quantized.numpy()[0], e_before[codes], atol=1e-6)  # pre-update codebook
+        counts = np.bincount(codes, minlength=k)
+        sums = np.zeros((k, d))
+        np.add.at(sums, codes, q)
+        n, m = gamma * n + (1 - gamma) * counts, gamma * m + (1 - gamma) * sums
+        used_ever |= counts > 0
+    e = layer.codebook.numpy()
+    assert 8 <= used_ever.sum() <= 16
+    np.testing.assert_array_equal(e[~used_ever], e0[~used_ever])
+    smoothed = (n + 1e-5) / (n.sum() + k * 1e-5) * n.sum()
+    last = counts > 0
+    np.testing.assert_allclose(e[last], (m / smoothed[:, None])[last], rtol=1e-3, atol=1e-5)
+    for c in np.flatnonzero(last):  # after 20 steps a used code sits at its cluster's mean
+        members = q[codes == c]
+        assert np.linalg.norm(e[c] - members.mean(0)) < 0.05 * np.linalg.norm(members.mean(0)) + 1e-3
+
+
 def test_straight_through_gradient_is_identity():
     layer = vq()
-    q = tf.constant(np.random.RandomState(4).normal(size=(2, 5, 3)).astype(np.float32))
+    q = tf.constant(queries(4, (2, 5, 3)))
     w = tf.constant(np.random.RandomState(5).normal(size=(2, 5, 3)).astype(np.float32))
     with tf.GradientTape() as tape:
         tape.watch(q)
@@ -83,10 +133,10 @@ def test_straight_through_gradient_is_identity():
 def test_dead_code_restart_and_data_init():
     layer = vq(k=8, restart_dead_codes=True, dead_threshold=0.5, gamma=0.5)
     far = layer.codebook.numpy()
-    far[5:] = 1e3  # codes 5..7 are never nearest, and their counts are already nearly dead
+    far[5:] = 1e3  # a scenario set by hand: codes 5..7 are never nearest, their counts nearly dead
     layer.codebook.assign(far)
     layer.ema_counts.assign([1.0] * 5 + [0.1] * 3)
-    q = np.random.RandomState(6).normal(size=(1, 50, 3)).astype(np.float32)
+    q = queries(6, (1, 50, 3))
     layer(q, training=True)
     flat = q.reshape(-1, 3)
     for e in layer.codebook.numpy()[5:]:  # restarted onto batch queries, counts reset to 1

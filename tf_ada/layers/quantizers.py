@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -52,8 +53,18 @@ class VectorQuantizerEMA(keras.layers.Layer):
     q_hat is the nearest codebook vector (Euclidean). The codebook term is not optimised by
     gradients: as in the paper, the codebook follows K-means with decay gamma,
         N_k <- gamma N_k + (1 - gamma) n_k,      m_k <- gamma m_k + (1 - gamma) sum_{i: z_i = k} q_i,
-        e_k  = m_k / N~_k,   N~_k = (N_k + eps) / (sum_j N_j + K eps) * sum_j N_j   (Laplace smoothing).
-    It is still reported as `terms["codebook"]`.
+        e_k  = m_k / N~_k,   N~_k = (N_k + eps) / (sum_j N_j + K eps) * sum_j N_j   (Laplace smoothing),
+    where n_k is the number of queries assigned to code k in the batch. A code with n_k = 0 keeps
+    e_k (our choice: sonnet divides anyway, which pulls a long-unused code towards 0).
+    It is still reported as `terms["codebook"]`. This is the update of sonnet's
+    `VectorQuantizerEMA` (van den Oord et al. 2017, app. A.1), Laplace smoothing included.
+
+    Order within a training step (pinned by tests): codes, q_hat, the straight-through output and
+    both loss terms use the codebook as it was at the start of the step (the one that defined the
+    nearest-neighbour assignment); the K-means update then moves it for the next step.
+    Initial state: N_k = 1 and m_k = e_k, so the EMA state reproduces the initial codebook.
+    Polyak averaging (train.py) averages the codebook with the trainable weights, so evaluation
+    sees an encoder, codebook and modulator averaged over the same window.
 
     Args:
       n_codes: K (256 in the paper).
@@ -79,29 +90,36 @@ class VectorQuantizerEMA(keras.layers.Layer):
         self.beta, self.gamma, self.epsilon = float(beta), float(gamma), float(epsilon)
         self.data_init, self.restart_dead_codes = bool(data_init), bool(restart_dead_codes)
         self.dead_threshold = float(dead_threshold)
-        init = keras.initializers.RandomUniform(-1.0 / math.sqrt(self.code_channels), 1.0 / math.sqrt(self.code_channels))
+        # The EMA state starts consistent with the codebook: N_k = 1 and m_k = e_k N_k, so the first
+        # K-means step (below) moves e_k only by what its code is assigned, and an unused code
+        # stays exactly where it was (N_k, m_k both shrink by gamma; their ratio is unchanged up to
+        # the Laplace smoothing). The random draw is made once and shared by both variables.
+        limit = 1.0 / math.sqrt(self.code_channels)
+        start = keras.initializers.RandomUniform(-limit, limit)((self.n_codes, self.code_channels))
         self.codebook = self.add_weight(name="codebook", shape=(self.n_codes, self.code_channels),
-                                        initializer=init, trainable=False, aggregation="mean")
+                                        initializer=lambda shape, dtype=None: start, trainable=False,
+                                        aggregation="mean")
         self.ema_counts = self.add_weight(name="ema_counts", shape=(self.n_codes,), initializer="ones",
                                           trainable=False, aggregation="mean")
         self.ema_sums = self.add_weight(name="ema_sums", shape=(self.n_codes, self.code_channels),
-                                        initializer="zeros", trainable=False, aggregation="mean")
+                                        initializer=lambda shape, dtype=None: start, trainable=False,
+                                        aggregation="mean")
         self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False,
                                            aggregation="mean")
         self.built = True
 
     def build(self, input_shape):
-        # weights are created in __init__; the EMA sums start equal to the codebook (N_k = 1)
-        pass
+        pass  # weights are created in __init__
 
     def get_config(self):
         return {**super().get_config(), "n_codes": self.n_codes, "code_channels": self.code_channels,
                 "beta": self.beta, "gamma": self.gamma, "epsilon": self.epsilon, "data_init": self.data_init,
                 "restart_dead_codes": self.restart_dead_codes, "dead_threshold": self.dead_threshold}
 
-    def distances(self, flat: tf.Tensor) -> tf.Tensor:
-        """Squared Euclidean distances `[N, K]` of queries `[N, D]` to the codebook."""
-        e = tf.convert_to_tensor(self.codebook)
+    def distances(self, flat: tf.Tensor, codebook: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """Squared Euclidean distances `[N, K]` of queries `[N, D]` to the codebook `[K, D]`
+        (default: the current one)."""
+        e = tf.convert_to_tensor(self.codebook) if codebook is None else codebook
         return (tf.reduce_sum(flat ** 2, 1, keepdims=True) - 2.0 * tf.matmul(flat, e, transpose_b=True)
                 + tf.reduce_sum(e ** 2, 1)[None, :])
 
@@ -114,12 +132,14 @@ class VectorQuantizerEMA(keras.layers.Layer):
         flat = tf.reshape(q, [-1, self.code_channels])
         if training and self.data_init:
             self._maybe_data_init(flat)
-        codes_flat = tf.argmin(self.distances(flat), axis=1, output_type=tf.int32)
+        codebook = tf.identity(self.codebook)  # this step's codebook, read before the K-means update
+        codes_flat = tf.argmin(self.distances(flat, codebook), axis=1, output_type=tf.int32)
+        q_hat = tf.reshape(tf.gather(codebook, codes_flat), tf.shape(q))
         one_hot = tf.one_hot(codes_flat, self.n_codes, dtype=flat.dtype)
         counts, sums = _replica_sum([tf.reduce_sum(one_hot, 0), tf.matmul(one_hot, flat, transpose_a=True)])
         if training:
-            self._ema_update(counts, sums, flat)
-        q_hat = tf.reshape(self.lookup(codes_flat), tf.shape(q))
+            with tf.control_dependencies([q_hat]):
+                self._ema_update(counts, sums, flat)
         codebook_loss = tf.reduce_mean(tf.square(tf.stop_gradient(q) - q_hat))
         commitment = tf.reduce_mean(tf.square(q - tf.stop_gradient(q_hat)))
         quantized = q + tf.stop_gradient(q_hat - q)  # straight-through: d quantized / d q = I
@@ -134,7 +154,10 @@ class VectorQuantizerEMA(keras.layers.Layer):
         m = g * self.ema_sums + (1.0 - g) * sums
         total = tf.reduce_sum(n)
         smoothed = (n + self.epsilon) / (total + self.n_codes * self.epsilon) * total
-        codebook = m / smoothed[:, None]
+        # a code assigned nothing in this step keeps its vector (a K-means centroid with no points
+        # does not move); without this, the smoothing drags long-unused codes towards 0, where
+        # they would tie in the argmin
+        codebook = tf.where((counts > 0)[:, None], m / smoothed[:, None], self.codebook)
         if self.restart_dead_codes:
             dead = n < self.dead_threshold
             fresh = self._random_queries(flat)

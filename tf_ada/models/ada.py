@@ -108,6 +108,13 @@ class ADA(keras.Model):
     def from_config(cls, cfg):
         return cls(config_from_dict(cfg["config"]))
 
+    @property
+    def polyak_variables(self) -> list:
+        """Variables averaged for evaluation (see `train.polyak_variables`): the trainable weights
+        and, for a VQ-VAE, the codebook (which learns by K-means, not by gradients)."""
+        extra = [self.quantizer.codebook] if isinstance(self.quantizer, VectorQuantizerEMA) else []
+        return list(self.trainable_variables) + extra
+
     def _check_length(self, x):
         t = x.shape[1]
         if t is not None and t % self.config.hop:
