@@ -464,12 +464,17 @@ def _prepare_into(writer: ShardWriter, manifest: dict, src: str, recs: list, opt
                 raise AudioError(rec.path, f"too short ({n / options.sample_rate:.2f} s < {options.min_seconds} s)")
             if peak < options.silence_peak:
                 raise AudioError(rec.path, f"all silent (peak {peak:.2e} < {options.silence_peak})")
+            level = {}
             if options.normalize:
                 audio = audio * (0.99 / peak)
+            elif peak > 1.0:  # float recordings may exceed full scale; mu-law clips them at +-1
+                level = {"peak": round(peak, 4), "clipped_fraction": round(float(np.mean(np.abs(audio) > 1.0)), 6)}
+                log(f"prepare: warning: {rec.path} peaks at {peak:.2f}, above full scale; "
+                    f"{100 * level['clipped_fraction']:.2f}% of its samples are clipped (use --normalize to scale it)")
             codes = ops.mu_law_encode(audio).numpy()
             writer.add(rec.name, planned[rec.name], codes, {
                 "source": os.path.abspath(rec.path), "piece": (options.pieces or {}).get(rec.name, rec.piece),
-                "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path)})
+                "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path), **level})
             faults.point("file-added")
             audio_seconds += n / options.sample_rate
         except AudioError as e:
