@@ -191,3 +191,27 @@ def test_results_round_trip_and_align(tmp_path):
     assert loaded[("eval", "paper")].keys() == r.keys()
     a, b = ev.align(loaded[("eval", "paper")], loaded[("eval", "full")])
     assert a.keys() == b.keys() == [("a", 0), ("b", 0)]
+
+
+def test_trainer_reports_both_protocols_and_writes_per_window_sums(audio_shards, tmp_path):
+    from tf_ada.train import Trainer
+    exp = configs.table1_row("1.2", "tiny", steps=1)
+    t = Trainer(exp, audio_shards, str(tmp_path / "run"), log=lambda s: None)
+    result = t.train()  # the last step's evaluation: the whole held-out split
+    for split in ("train", "eval"):
+        for protocol in ev.PROTOCOLS:
+            for k in ("nll", "perplexity"):
+                assert np.isfinite(result[f"{split}_{k}_{protocol}"]), (split, k, protocol)
+                assert f"{split}_{k}_{protocol}_se" in result
+        assert result[f"{split}_nll"] == result[f"{split}_nll_paper"]
+    assert result["eval_sequences_paper"] == 2 and result["eval_timesteps_full"] == 32000  # one 2-s recording
+    assert result["corpus_hash"] == data.corpus_hash(audio_shards)
+    saved, meta = ev.load_results(str(tmp_path / "run" / ev.SEQUENCES_FILE))
+    assert meta["step"] == 1 and set(saved) == {(s, p) for s in ("train", "eval") for p in ev.PROTOCOLS}
+    full = saved[("eval", "full")]
+    assert ev.nll_estimate(full).value == pytest.approx(result["eval_nll_full"])
+    # the same numbers from the Polyak weights through the module's own entry point
+    with t.polyak_weights() as model:
+        again = ev.evaluate_model(model, audio_shards, splits=["eval"])
+    np.testing.assert_allclose(again[("eval", "full")].nll_sum, full.nll_sum, rtol=1e-5)
+    assert t.eval_budget(final=False) == {"train": 4, "eval": 4}  # tiny: eval_batches 2 x batch 2

@@ -548,22 +548,33 @@ def load_results(path: str) -> tuple[dict, dict]:
     return {tuple(p.split("/")): Results.from_arrays(arrays, p) for p in prefixes}, meta
 
 
+DEFAULT_MAX_SEQUENCES = 256  # periodic budget per split: 256 one-second windows (4.3 minutes of audio)
+
+
 def evaluate_model(model, data_dir: str, splits: Sequence[str] = ("eval",), protocols: Sequence[str] = PROTOCOLS,
-                   max_sequences: Optional[int] = None, batch_size: int = 8, windows: Optional[dict] = None,
-                   log: Optional[Callable[[str], None]] = None) -> dict:
+                   max_sequences: Optional[int] = None, batch_size: int = 8, batch_timesteps: Optional[int] = None,
+                   windows: Optional[dict] = None, log: Optional[Callable[[str], None]] = None) -> dict:
     """Both protocols on each split: {(split, protocol): Results}.
 
-    `windows` caches prepared `Windows` by (split, protocol, max_sequences) between calls (the
-    Trainer passes its own dict so the data are read once per run)."""
+    Args:
+      max_sequences: windows per split (`select_sequences`); a {split: cap} dict sets it per split.
+      batch_size: windows per forward pass, or, when `batch_timesteps` is given,
+        max(1, batch_timesteps // window width) (the full protocol's windows are wider).
+      windows: caches prepared `Windows` by (split, protocol, cap) between calls (the Trainer
+        passes its own dict so the data are read once per run).
+    """
     windows = {} if windows is None else windows
     ctx = context_of(model.config)
     out = {}
     for split in splits:
+        cap = max_sequences.get(split) if isinstance(max_sequences, dict) else max_sequences
         for protocol in protocols:
-            key = (split, protocol, max_sequences)
+            key = (split, protocol, cap)
             if key not in windows:
-                windows[key] = prepare_windows(data_dir, split, protocol, ctx, max_sequences)
-            out[(split, protocol)] = evaluate_windows(model, windows[key], batch_size)
+                windows[key] = prepare_windows(data_dir, split, protocol, ctx, cap)
+            w = windows[key]
+            batch = max(1, batch_timesteps // w.x.shape[1]) if batch_timesteps else batch_size
+            out[(split, protocol)] = evaluate_windows(model, w, batch)
             if log:
                 log(f"evaluation: {split}/{protocol}: {len(out[(split, protocol)])} windows")
     return out

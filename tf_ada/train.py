@@ -11,7 +11,8 @@ Output folder layout (`out_dir/`):
   experiment.json        the full experiment (model config + training config): rebuilds the model
   checkpoints/ckpt-N.*   weights, Polyak averages, optimiser state, step (tf.train.Checkpoint)
   tensorboard/           scalars (each loss term, NLL, perplexity, codes in use) and audio
-  eval.json              the latest evaluation (Polyak weights)
+  eval.json              the latest evaluation (Polyak weights; both protocols of tf_ada.evaluation)
+  eval_sequences.npz     its per-window NLL sums, counts and code usage, by recording and work
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import data
+from tf_ada import data, evaluation
 from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
 from tf_ada.models.ada import ADA
 from tf_ada.models.wavenet import WaveNet, nll_per_timestep
@@ -193,7 +194,7 @@ class Trainer:
             if step % cfg.checkpoint_every == 0 or step == target:
                 self.save()
             if step % cfg.eval_every == 0 or step == target:
-                result = self.evaluate()
+                result = self.evaluate(final=step == target)
         return result
 
     def save(self) -> str:
@@ -217,63 +218,65 @@ class Trainer:
         finally:
             self._swap_polyak()
 
-    def evaluate(self, splits=("train", "eval"), max_batches: Optional[int] = None) -> dict:
-        """NLL (nats/timestep) over fixed excerpts of each split, with Polyak-averaged weights, and
-        for ADAs the codebook perplexity over the whole evaluated set. Writes eval.json."""
+    def eval_budget(self, final: bool = False) -> dict:
+        """One-second windows evaluated per split (`evaluation.select_sequences`; None: all).
+
+        Periodic: `eval_batches * batch_size` when the config sets `eval_batches`, else
+        `evaluation.DEFAULT_MAX_SEQUENCES` (a full pass over 4 h held out every 5,000 steps
+        would dominate training at paper scale). Final (the last step): the whole held-out
+        split; the training split keeps the periodic budget."""
         cfg = self.experiment.train
-        max_batches = cfg.eval_batches if max_batches is None else max_batches
+        cap = cfg.eval_batches * cfg.batch_size if cfg.eval_batches is not None else evaluation.DEFAULT_MAX_SEQUENCES
+        return {"train": cap, "eval": None if final else cap}
+
+    def evaluate(self, splits=("train", "eval"), max_batches: Optional[int] = None, final: bool = False) -> dict:
+        """Both protocols (`tf_ada.evaluation`) on each split with Polyak-averaged weights.
+
+        Returns (and writes to eval.json) `{split}_{nll,perplexity}_{paper,full}` and their `_se`
+        (clustered by work), `{split}_{timesteps,sequences,codes_in_use}_{protocol}`,
+        `{split}_works`; `{split}_nll` and `{split}_perplexity` repeat the paper protocol's
+        (Table 1's) values. Per-window sums go to `evaluation.SEQUENCES_FILE` in the run folder
+        for paired comparisons. `max_batches` caps both splits at `max_batches * batch_size`
+        windows; otherwise `eval_budget(final)`."""
+        cfg = self.experiment.train
+        budget = self.eval_budget(final) if max_batches is None else {s: max_batches * cfg.batch_size for s in splits}
         manifest = data.load_manifest(self.data_dir)
-        result = {"step": self.current_step}
-        self._swap_polyak()
-        try:
-            for split in splits:
-                name = manifest.get("eval_split", "eval") if split == "eval" else split
-                ds = data.eval_dataset(self.data_dir, n_samples=cfg.n_samples, batch_size=cfg.batch_size, split=name)
-                total, weight, counts = 0.0, 0.0, None
-                for i, (x, mask) in enumerate(ds):
-                    if max_batches is not None and i >= max_batches:
-                        break
-                    nll_steps, batch_counts = self._eval_step(x)
-                    total += float(tf.reduce_sum(nll_steps * mask))
-                    weight += float(tf.reduce_sum(mask))
-                    if batch_counts is not None:
-                        counts = batch_counts if counts is None else counts + batch_counts
-                result[f"{split}_nll"] = total / max(weight, 1.0)
-                result[f"{split}_timesteps"] = int(weight)
-                if counts is not None:
-                    p = counts / max(counts.sum(), 1)
-                    nz = p[p > 0]
-                    result[f"{split}_perplexity"] = float(np.exp(-(nz * np.log(nz)).sum()))
-                    result[f"{split}_codes_in_use"] = int((counts > 0).sum())
-        finally:
-            self._swap_polyak()
+        names = {s: manifest.get("eval_split", "eval") if s == "eval" else s for s in splits}
+        with self.polyak_weights():
+            per_window = evaluation.evaluate_model(
+                self.model, self.data_dir, splits=[names[s] for s in splits],
+                max_sequences={names[s]: budget.get(s) for s in splits},
+                batch_timesteps=cfg.batch_size * cfg.n_samples, windows=self._eval_windows)
+        per_window = {(s, p): per_window[(names[s], p)] for s in splits for p in evaluation.PROTOCOLS}
+        result = {"step": self.current_step, "corpus_hash": data.corpus_hash(manifest)}
+        for (split, protocol), res in per_window.items():
+            summary = evaluation.summarize(res, protocol)
+            result[f"{split}_works"] = summary.pop("works")
+            for k, v in summary.items():
+                key = k[:-3] + f"_{protocol}_se" if k.endswith("_se") else f"{k}_{protocol}"
+                result[f"{split}_{key}"] = v
+        for split in splits:
+            result[f"{split}_nll"] = result[f"{split}_nll_paper"]
+            if f"{split}_perplexity_paper" in result:
+                result[f"{split}_perplexity"] = result[f"{split}_perplexity_paper"]
+                result[f"{split}_codes_in_use"] = result[f"{split}_codes_in_use_full"]
         with self.writer.as_default(step=self.current_step):
             for k, v in result.items():
-                if k != "step":
+                if k != "step" and isinstance(v, (int, float)):
                     tf.summary.scalar(f"eval/{k}", v)
         if self.is_chief:
+            evaluation.save_results(os.path.join(self.out_dir, evaluation.SEQUENCES_FILE), per_window,
+                                    {"step": self.current_step})
             with open(os.path.join(self.out_dir, "eval.json"), "w") as f:
                 json.dump(result, f, indent=1)
         self.log("eval: " + self.experiment.name + " " + " ".join(
-            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "corpus_hash"))
         return result
 
-    def _eval_step(self, x):
-        if self._eval_fn is None:
-            model = self.model
-
-            @tf.function
-            def fn(x):
-                if isinstance(model, ADA):
-                    out = model(x, training=False)
-                    return out.nll_per_step, out.quantizer.counts
-                return model_scalars(model, x, training=False)[1], tf.zeros([0])
-            self._eval_fn = fn
-        # excerpts in the eval dataset are padded to n_samples, a multiple of the hop
-        nll_steps, counts = self._eval_fn(x)
-        return nll_steps, (counts.numpy() if counts.shape[0] else None)
-
-    _eval_fn = None
+    @property
+    def _eval_windows(self) -> dict:
+        """Prepared evaluation windows, read once per Trainer (the selection is deterministic)."""
+        return self.__dict__.setdefault("_eval_windows_cache", {})
 
     def last_eval(self) -> dict:
         path = os.path.join(self.out_dir, "eval.json")
