@@ -178,3 +178,15 @@ def test_forced_held_out_works_are_the_shortest():
     seconds = {p.name: 1500.0 - 10 * i for i, p in enumerate(pieces)}
     splits = build.choose_splits(pieces, 0.0, seed=0, seconds=seconds)
     assert sorted(k for k, v in splits.items() if v == "eval") == ["jam__p4.wav", "quartets__q4.wav"]
+
+
+def test_works_rendered_from_two_sources_are_one_work():
+    """The jam MIDI of K.545 i and the Maple Leaf Rag are also keyboard scores: one work each, so
+    the held-out split never hears a work the model trained on from the other source."""
+    for jam_key, work in build.SAME_WORK.items():
+        assert work in build.KEYBOARD_SCORES and jam_key.endswith(".mid")
+        pieces = [build.Piece("jam", jam_key, work, True), build.Piece("keyboard", work, work, True)]
+        pieces += [build.Piece("jam", f"p{i}.mid", f"p{i}.mid", True) for i in range(6)]
+        for seed in range(5):
+            splits = build.choose_splits(pieces, 0.3, seed=seed)
+            assert splits[pieces[0].name + ".wav"] == splits[pieces[1].name + ".wav"]

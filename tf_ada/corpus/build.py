@@ -65,6 +65,12 @@ def _music21_root() -> str:
     return str(corpus.getCorePaths()[0]).split(os.sep + "corpus" + os.sep)[0] + os.sep + "corpus"
 
 
+# jam MIDI files of works that the keyboard scores also hold: one work, so both renderings always
+# share a split (otherwise the held-out split would hear music the model trained on)
+SAME_WORK = {"classical/mozart-k545-mvt1.mid": "mozart/k545/movement1_exposition.mxl",
+             "ragtime/maple-leaf-rag.mid": "joplin/maple_leaf_rag.mxl"}
+
+
 def list_pieces(sources: Sequence[str]) -> list[Piece]:
     pieces = []
     for source in sources:
@@ -74,7 +80,7 @@ def list_pieces(sources: Sequence[str]) -> list[Piece]:
                 for f in sorted(files):
                     if f.endswith(".mid"):
                         key = os.path.relpath(os.path.join(dirpath, f), root)
-                        pieces.append(Piece("jam", key, key, True))
+                        pieces.append(Piece("jam", key, SAME_WORK.get(key, key), True))
         elif source == "keyboard":
             pieces += [Piece("keyboard", k, k, True) for k in KEYBOARD_SCORES]
         else:
@@ -406,6 +412,7 @@ def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, 
                             data.PrepareOptions(split_overrides=splits, pieces=works, resplit=True), log=log)
     info["manifest_totals"] = manifest["totals"]
     info["corpus_hash"] = data.corpus_hash(manifest)
+    fileio.atomic_write_json(os.path.join(out, "corpus.json"), info)
     return info
 
 
