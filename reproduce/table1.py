@@ -3,10 +3,13 @@
     python reproduce/table1.py --scale tiny|cpu|paper [--data DIR] [--out DIR] [--steps N] [--rows 1.1,1.2]
 
 Trains (or resumes) each row with `tf_ada.train.Trainer`, evaluates it with Polyak-averaged
-weights (train and eval NLL over fixed excerpts, codebook perplexity over the evaluated codes),
-writes reconstructions of held-out excerpts, and writes OUT/table1.csv and OUT/table1.md.
-Finished rows are skipped (their eval.json is reused). Default data: the built-in corpus
-(built if missing).
+weights under both protocols of `tf_ada.evaluation` (the paper's 1-s sequences, and full
+context), writes reconstructions of held-out excerpts, and writes OUT/table1.csv and
+OUT/table1.md: every NLL and perplexity with its standard error (clustered by work), and each
+claim judged by `tf_ada.evaluation.verdict` on paired, work-clustered differences between rows
+on the same held-out windows (reproduce/report.py). Finished rows are skipped (their eval.json
+and eval_sequences.npz are reused; a row evaluated before both protocols existed is
+re-evaluated). Default data: the built-in corpus (built if missing).
 
 Deviations at reduced scales are listed in the report: fewer, narrower layers (configs.py),
 far fewer steps, a rendered corpus of a few hours instead of 413 h of recordings.
@@ -22,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reproduce import paper  # noqa: E402
+from reproduce import paper, report  # noqa: E402
 from tf_ada import configs, data, ops  # noqa: E402
 from tf_ada.audio import save_wav  # noqa: E402
 
@@ -59,8 +62,13 @@ def reconstructions(trainer, data_dir: str, out_dir: str, n_excerpts: int, n_sam
 
 
 def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, strategy=None,
-            eval_batches=None, polyak_decay=None) -> dict:
+            eval_batches=None, polyak_decay=None, eval_sequences=None) -> dict:
+    """Trains and evaluates one row (or reuses it); returns its row.json.
+
+    eval_sequences: held-out windows of the final evaluation ("all" for the whole split; default:
+    the Trainer's budget, `Trainer.eval_budget(final=True)`)."""
     import dataclasses
+    from tf_ada import evaluation
     from tf_ada.train import Trainer
     exp = configs.table1_row(row, scale, steps=steps)
     overrides = {k: v for k, v in (("eval_batches", eval_batches), ("polyak_decay", polyak_decay)) if v is not None}
@@ -68,65 +76,92 @@ def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, str
         exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, **overrides))
     row_dir = os.path.join(out, exp.name)
     done_path = os.path.join(row_dir, "row.json")
+    wanted = None if eval_sequences in (None, "all") else int(eval_sequences)
     if os.path.exists(done_path):
         with open(done_path) as f:
             result = json.load(f)
-        if result.get("steps") == exp.train.steps:
+        if (result.get("steps") == exp.train.steps and "eval_nll_full" in result
+                and os.path.exists(os.path.join(row_dir, evaluation.SEQUENCES_FILE))
+                and (eval_sequences is None or result.get("eval_max_sequences") == wanted)):
             log(f"table1: row {row} already done ({done_path})")
             return result
     trainer = Trainer(exp, data_dir, row_dir, strategy=strategy, log=log)
     t0 = time.monotonic()
     ev = trainer.train()  # ends with an evaluation (or returns the finished run's eval.json)
-    if "eval_nll" not in ev:
-        ev = trainer.evaluate()
+    t1 = time.monotonic()
+    if eval_sequences is not None:
+        ev = trainer.evaluate(budget={"train": trainer.eval_budget()["train"], "eval": wanted})
+    elif "eval_nll_full" not in ev or ev.get("step") != trainer.current_step:
+        ev = trainer.evaluate(final=True)
+    eval_minutes = (time.monotonic() - t1) / 60
     # two seconds to listen to (the training excerpt length at tiny scale), a multiple of every hop
     recon_samples = exp.train.n_samples if scale == "tiny" else 32768
     recons = reconstructions(trainer, data_dir, os.path.join(row_dir, "reconstructions"),
                              n_excerpts=2 if scale != "tiny" else 1, n_samples=recon_samples)
-    result = {"row": row, "name": exp.name, "steps": exp.train.steps, "train_nll": ev["train_nll"],
-              "eval_nll": ev["eval_nll"], "perplexity": ev.get("eval_perplexity"),
-              "codes_in_use": ev.get("eval_codes_in_use"), "minutes": (time.monotonic() - t0) / 60,
-              "reconstructions": recons, "checkpoint": trainer.manager.latest_checkpoint}
+    result = {"row": row, "name": exp.name, "run_dir": os.path.abspath(row_dir), "steps": exp.train.steps,
+              "minutes": (time.monotonic() - t0) / 60, "eval_minutes": eval_minutes,
+              "reconstructions": recons, "checkpoint": trainer.manager.latest_checkpoint,
+              # the paper protocol's values under the names the demo and older reports read
+              "train_nll": ev["train_nll"], "eval_nll": ev["eval_nll"], "perplexity": ev.get("eval_perplexity"),
+              "codes_in_use": ev.get("eval_codes_in_use")}
+    result.update({k: v for k, v in ev.items() if k.startswith(("train_", "eval_")) or k == "corpus_hash"})
     with open(done_path, "w") as f:
         json.dump(result, f, indent=1)
     return result
 
 
-def _fmt(v, digits=3):
-    return "-" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+COLUMNS = [  # (row.json key, header, digits): value and its SE (key + "_se")
+    ("train_nll_paper", "train NLL (1 s)", 3), ("eval_nll_paper", "eval NLL (1 s)", 3),
+    ("eval_nll_full", "eval NLL (full context)", 3), ("eval_perplexity_paper", "perplexity (1 s)", 1),
+    ("eval_perplexity_full", "perplexity (full context)", 1)]
 
 
 def write_report(results: dict, scale: str, out: str, data_dir: str, title: str = None) -> str:
+    """OUT/table1.csv and OUT/table1.md: the paper's rows beside ours (value ± SE, clustered by
+    work), and each claim's verdict under both protocols (paired differences, reproduce/report.py)."""
     rows = []
     for row, p in paper.TABLE1.items():
         r = results.get(row, {})
-        rows.append({"row": row, "model": p["model"], "input": p["input"], "hop": p["hop"] or "-",
-                     "paper_train_nll": p["train_nll"], "paper_eval_nll": p["eval_nll"],
-                     "paper_perplexity": p["perplexity"], "train_nll": r.get("train_nll"),
-                     "eval_nll": r.get("eval_nll"), "perplexity": r.get("perplexity"),
-                     "steps": r.get("steps"), "minutes": r.get("minutes")})
+        line = {"row": row, "model": p["model"], "input": p["input"], "hop": p["hop"] or "-",
+                "paper_train_nll": p["train_nll"], "paper_eval_nll": p["eval_nll"], "paper_perplexity": p["perplexity"]}
+        for key, _, _ in COLUMNS:
+            line[key], line[key + "_se"] = r.get(key), r.get(key + "_se")
+        line.update(eval_sequences=r.get("eval_sequences_paper"), eval_works=r.get("eval_works"),
+                    steps=r.get("steps"), minutes=r.get("minutes"))
+        rows.append(line)
     with open(os.path.join(out, "table1.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    sequences = {row: report.load_sequences(r["run_dir"]) for row, r in results.items() if r.get("run_dir")}
+    sequences = {row: s for row, s in sequences.items() if s is not None}
+    hashes = sorted({r.get("corpus_hash") for r in results.values() if r.get("corpus_hash")})
+    windows = sorted({(r.get("eval_sequences_paper"), r.get("eval_works")) for r in results.values()
+                      if r.get("eval_sequences_paper")}, key=str)
     lines = [title or f"# Table 1 at `{scale}` scale", "",
-             f"Data: `{data_dir}`. NLL in nats per timestep (Polyak-averaged weights); perplexity = exp(entropy "
-             "of code usage) over the evaluated held-out excerpts (max 256).", "",
-             "| # | model | input | hop | paper train NLL | paper eval NLL | paper perplexity | our train NLL | "
-             "our eval NLL | our perplexity | steps | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"Data: `{data_dir}` (corpus hash {', '.join(h[:12] for h in hashes) or '-'}). NLL in nats per timestep "
+             "(Polyak-averaged weights); perplexity = exp(entropy of code usage) (max 256). Two protocols: "
+             "**1 s**, the paper's (Table 1 caption): held-out 1-s sequences evaluated on their own, perplexity "
+             "within each sequence averaged over sequences; **full context**: the same windows with their whole "
+             "left and right context from the recording, perplexity pooled over all codes. "
+             "Values are ± one standard error clustered by work. Held-out windows (1 s) and works per row: "
+             + (", ".join(f"{n} windows / {w} works" for n, w in windows) or "-") + ".", "",
+             "| # | model | input | hop | paper train NLL | paper eval NLL | paper perplexity | "
+             + " | ".join(f"our {h}" for _, h, _ in COLUMNS) + " | steps | minutes |",
+             "|" + "---|" * (9 + len(COLUMNS))]
     for r in rows:
-        lines.append(f"| {r['row']} | {r['model']} | {r['input']} | {r['hop']} | {_fmt(r['paper_train_nll'])} | "
-                     f"{_fmt(r['paper_eval_nll'])} | {_fmt(r['paper_perplexity'], 1)} | {_fmt(r['train_nll'])} | "
-                     f"{_fmt(r['eval_nll'])} | {_fmt(r['perplexity'], 1)} | {_fmt(r['steps'])} | {_fmt(r['minutes'], 1)} |")
-    lines += ["", "## The paper's claims at this scale", ""]
-    for text, check in paper.TABLE1_CLAIMS:
-        try:
-            verdict = check(results)
-        except (TypeError, KeyError):
-            verdict = None
-        mark = {True: "holds", False: "does not hold", None: "not run"}[verdict]
-        lines.append(f"- **{mark}**: {text}")
+        ours = " | ".join(report.fmt(r[k], r[k + "_se"], d) for k, _, d in COLUMNS)
+        lines.append(f"| {r['row']} | {r['model']} | {r['input']} | {r['hop']} | {report.fmt(r['paper_train_nll'])} | "
+                     f"{report.fmt(r['paper_eval_nll'])} | {report.fmt(r['paper_perplexity'], digits=1)} | {ours} | "
+                     f"{report.fmt(r['steps'])} | {report.fmt(r['minutes'], digits=1)} |")
+    lines += ["", "## The paper's claims at this scale", "",
+              "Each claim is a difference between rows on the same held-out windows (paired), with its standard "
+              "error clustered by work. **holds**: beyond 2 SE in the claimed direction; **does not hold**: beyond "
+              "2 SE the other way; **inconclusive**: within 2 SE. Differences shown as value ± SE.", ""]
+    for text, conditions in paper.TABLE1_CLAIMS:
+        lines.append(report.claim_line(text, sequences, conditions))
+    for text, conditions in paper.TABLE1_PROTOCOL_CLAIMS:
+        lines.append(report.claim_line(text, sequences, conditions, protocols=["paper"]).replace("1-s sequences: ", ""))
     lines += ["", "## Deviations from the paper", "",
               "- Data: " + ("the built-in rendered piano corpus (a few hours; CORPUS.md), not 413 h of recordings."
                             if "corpus" in data_dir else f"`{data_dir}`."),
@@ -138,7 +173,9 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
               "- Values the paper does not give (ours): beta = 0.25, gamma = 0.99, nu = 0.1 with "
               "L_div = K ||mean q - 1/K||^2, query size D = 64, skip size = residual size.",
               "- Receptive fields are the exact values of the stated architectures (e.g. 1021, 510 each side), "
-              "which the paper rounds (1024, 512)."]
+              "which the paper rounds (1024, 512).",
+              "- Evaluation budget: at most the stated number of 1-s held-out windows per row, chosen "
+              "deterministically and spread over works (tf_ada/evaluation.py), the same windows for every row."]
     md = "\n".join(lines) + "\n"
     with open(os.path.join(out, "table1.md"), "w") as f:
         f.write(md)
@@ -152,14 +189,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output folder (default runs/table1-SCALE)")
     parser.add_argument("--steps", type=int, help="override the steps of every row")
     parser.add_argument("--rows", default=",".join(paper.TABLE1), help="comma-separated rows")
-    parser.add_argument("--eval-batches", type=int, help="cap evaluation batches per split")
+    parser.add_argument("--eval-batches", type=int, help="periodic evaluation: eval_batches x batch_size 1-s windows per split")
+    parser.add_argument("--eval-sequences", help="held-out 1-s windows of the final evaluation, or 'all' "
+                        "(default: the periodic budget at tiny/cpu scale, the whole split at paper scale)")
     args = parser.parse_args(argv)
     out = args.out or os.path.join("runs", f"table1-{args.scale}")
     os.makedirs(out, exist_ok=True)
     data_dir = args.data or default_data(args.scale)
     results = {}
     for row in args.rows.split(","):
-        results[row] = run_row(row, args.scale, data_dir, out, args.steps, eval_batches=args.eval_batches)
+        results[row] = run_row(row, args.scale, data_dir, out, args.steps, eval_batches=args.eval_batches,
+                               eval_sequences=args.eval_sequences)
         write_report(results, args.scale, out, data_dir)
     md = write_report(results, args.scale, out, data_dir)
     print(md)

@@ -221,25 +221,30 @@ class Trainer:
     def eval_budget(self, final: bool = False) -> dict:
         """One-second windows evaluated per split (`evaluation.select_sequences`; None: all).
 
-        Periodic: `eval_batches * batch_size` when the config sets `eval_batches`, else
-        `evaluation.DEFAULT_MAX_SEQUENCES` (a full pass over 4 h held out every 5,000 steps
-        would dominate training at paper scale). Final (the last step): the whole held-out
-        split; the training split keeps the periodic budget."""
+        A config with `eval_batches` (cpu, tiny, demo) evaluates `eval_batches * batch_size`
+        windows per split, at every evaluation. Without it (paper scale): periodic evaluations
+        read `evaluation.DEFAULT_MAX_SEQUENCES` (a full pass over 4 h held out every 5,000 steps
+        would dominate training) and the final one (the last step) the whole held-out split;
+        the training split keeps the periodic budget."""
         cfg = self.experiment.train
-        cap = cfg.eval_batches * cfg.batch_size if cfg.eval_batches is not None else evaluation.DEFAULT_MAX_SEQUENCES
-        return {"train": cap, "eval": None if final else cap}
+        if cfg.eval_batches is not None:
+            cap = cfg.eval_batches * cfg.batch_size
+            return {"train": cap, "eval": cap}
+        return {"train": evaluation.DEFAULT_MAX_SEQUENCES, "eval": None if final else evaluation.DEFAULT_MAX_SEQUENCES}
 
-    def evaluate(self, splits=("train", "eval"), max_batches: Optional[int] = None, final: bool = False) -> dict:
+    def evaluate(self, splits=("train", "eval"), max_batches: Optional[int] = None, final: bool = False,
+                 budget: Optional[dict] = None) -> dict:
         """Both protocols (`tf_ada.evaluation`) on each split with Polyak-averaged weights.
 
         Returns (and writes to eval.json) `{split}_{nll,perplexity}_{paper,full}` and their `_se`
         (clustered by work), `{split}_{timesteps,sequences,codes_in_use}_{protocol}`,
         `{split}_works`; `{split}_nll` and `{split}_perplexity` repeat the paper protocol's
         (Table 1's) values. Per-window sums go to `evaluation.SEQUENCES_FILE` in the run folder
-        for paired comparisons. `max_batches` caps both splits at `max_batches * batch_size`
-        windows; otherwise `eval_budget(final)`."""
+        for paired comparisons. Windows per split: `budget` ({split: cap or None for all}), else
+        `max_batches * batch_size` for both splits, else `eval_budget(final)`."""
         cfg = self.experiment.train
-        budget = self.eval_budget(final) if max_batches is None else {s: max_batches * cfg.batch_size for s in splits}
+        if budget is None:
+            budget = self.eval_budget(final) if max_batches is None else {s: max_batches * cfg.batch_size for s in splits}
         manifest = data.load_manifest(self.data_dir)
         names = {s: manifest.get("eval_split", "eval") if s == "eval" else s for s in splits}
         with self.polyak_weights():
@@ -248,7 +253,8 @@ class Trainer:
                 max_sequences={names[s]: budget.get(s) for s in splits},
                 batch_timesteps=cfg.batch_size * cfg.n_samples, windows=self._eval_windows)
         per_window = {(s, p): per_window[(names[s], p)] for s in splits for p in evaluation.PROTOCOLS}
-        result = {"step": self.current_step, "corpus_hash": data.corpus_hash(manifest)}
+        result = {"step": self.current_step, "corpus_hash": data.corpus_hash(manifest),
+                  **{f"{s}_max_sequences": budget.get(s) for s in splits}}
         for (split, protocol), res in per_window.items():
             summary = evaluation.summarize(res, protocol)
             result[f"{split}_works"] = summary.pop("works")
