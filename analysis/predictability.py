@@ -5,9 +5,24 @@ inputs: codes have no ordinal relation) -> ReLU -> linear -> ReLU -> linear -> s
 symbols. r = 0 is the unigram entropy: the cross-entropy of the evaluation data under the
 add-one-smoothed symbol frequencies of the training data.
 
-Every point is a converged value: training stops early when the NLL on a validation part of the
-training sequences (10%, never the evaluation data) has not improved for `patience` evaluations,
-and the best weights are kept.
+Every point is meant to be a converged value of the data's predictability, not of the optimiser:
+
+* Convergence test: every `eval_every` steps the NLL on a validation part of the training
+  sequences (the last 10% of each, never the evaluation data) is measured; training stops when
+  it has not improved by more than `tol` (1e-4 nats) for `patience` consecutive measurements,
+  and the best weights are kept. A point that reaches `max_steps` first is reported as not
+  converged (`converged` = False in the CSV).
+* Warm start (default): r is initialised from the trained predictor of the previous r, its taps
+  moved to the same lags and the new, longer lags set to zero, so it starts out computing exactly
+  the previous r's function; the validation NLL it starts from is the first "best", so a longer
+  filter never ends worse on validation than the shorter one it can represent.
+* Check: training NLL should be non-increasing in r. Each r > the first carries the paired
+  difference to the previous r (`train_nll_change`, per-sequence sums, SE clustered by work) and
+  `non_increasing`: "rises" when the rise exceeds two standard errors, else "ok".
+
+Standard errors: `train_nll_se` and `eval_nll_se` are clustered by work (`groups` passed to
+`profile`; by default each sequence is its own cluster), with the delta method of
+`tf_ada.evaluation.ratio_estimate` over per-sequence NLL sums.
 
     python -m analysis.predictability --source audio --data runs/corpus/data --rf 0,1,2,4,8,16,32,64 --out runs/fig2
     python -m analysis.predictability --source codes --data runs/corpus/data --checkpoint runs/table1-cpu/table1_1_2_cpu ...
@@ -74,9 +89,9 @@ class _Windows:
 
 def _all_windows(seqs, r, n_targets):
     """Deterministic windows covering every position with a full context exactly once:
-    ([M, r + n_targets] symbols, [M, n_targets] mask)."""
-    xs, masks = [], []
-    for s in seqs:
+    ([M, r + n_targets] symbols, [M, n_targets] mask, [M] index of the window's sequence)."""
+    xs, masks, units = [], [], []
+    for i, s in enumerate(seqs):
         n_pos = len(s) - r
         if n_pos <= 0:
             continue
@@ -88,13 +103,21 @@ def _all_windows(seqs, r, n_targets):
             m[:take] = 1
             xs.append(w)
             masks.append(m)
+            units.append(i)
     if not xs:
         raise ValueError(f"no sequence is longer than the receptive field {r}")
-    return np.stack(xs), np.stack(masks)
+    return np.stack(xs), np.stack(masks), np.array(units, np.int64)
 
 
-def _build(r, n_classes, hidden, seed):
+def _build(r, n_classes, hidden, seed, init=None):
+    """The predictor's weights; `init` (the trained weights of a smaller r) warm-starts them:
+    tap j reads lag r - j, so the old taps move to the last positions and the new lags start at 0."""
     import tensorflow as tf
+    if init is not None:
+        old = init["taps"]
+        taps = np.zeros((r, n_classes, hidden), np.float32)
+        taps[r - old.shape[0]:] = old
+        return {k: tf.Variable(taps if k == "taps" else v, name=k) for k, v in init.items()}
     rng = tf.random.Generator.from_seed(seed)
     scale = 1.0 / math.sqrt(r)
     return {
@@ -123,11 +146,11 @@ def _logits(params, x, r, n_targets):
 
 
 def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, learning_rate, max_steps,
-             eval_every, patience, seed, log):
+             eval_every, patience, seed, log, init=None, tol=1e-4):
     import tensorflow as tf
     rng = np.random.default_rng(seed)
     windows = _Windows(train, r + n_targets, rng)
-    params = _build(r, n_classes, hidden, seed)
+    params = _build(r, n_classes, hidden, seed, init)
     variables = list(params.values())
     opt = tf.keras.optimizers.Adam(learning_rate)
 
@@ -140,31 +163,35 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
         return loss
 
     @tf.function(reduce_retracing=True)
-    def nll_sum(x, mask):
+    def nll_sums(x, mask):
         logits = _logits(params, x, r, n_targets)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x[:, r:], logits=logits)
-        return tf.reduce_sum(nll * mask), tf.reduce_sum(mask)
+        return tf.reduce_sum(nll * mask, 1), tf.reduce_sum(mask, 1)
 
-    def mean_nll(batches):
-        total = count = 0.0
-        for x, m in batches:
-            s, c = nll_sum(x, m)
-            total, count = total + float(s), count + float(c)
-        return total / max(count, 1.0)
+    def unit_sums(prepared, n_units, size=64):
+        """(NLL sum, count) per sequence `[n_units]` over every position with a full context."""
+        x, m, unit = prepared
+        sums, counts = np.zeros(n_units), np.zeros(n_units)
+        for i in range(0, len(x), size):
+            s_, c_ = nll_sums(x[i:i + size], m[i:i + size])
+            np.add.at(sums, unit[i:i + size], s_.numpy())
+            np.add.at(counts, unit[i:i + size], c_.numpy())
+        return sums, counts
 
-    def chunks(windows_masks, size=64):
-        x, m = windows_masks
-        return [(x[i:i + size], m[i:i + size]) for i in range(0, len(x), size)]
+    def mean_nll(prepared, n_units):
+        sums, counts = unit_sums(prepared, n_units)
+        return float(sums.sum() / max(counts.sum(), 1.0))
 
-    valid_b, train_b, eval_b = (chunks(_all_windows(s, r, n_targets)) for s in (valid, train, eval_))
-    best, best_values, bad, step = float("inf"), None, 0, 0
+    valid_w, train_w, eval_w = (_all_windows(s, r, n_targets) for s in (valid, train, eval_))
+    # the starting point is the first "best": a warm-started r never ends worse on validation
+    best, best_values, bad, step = mean_nll(valid_w, len(valid)), [v.numpy() for v in variables], 0, 0
     t0 = time.monotonic()
     while step < max_steps:
         for _ in range(eval_every):
             train_step(windows.batch(batch_size))
             step += 1
-        v = mean_nll(valid_b)
-        if v < best - 1e-4:
+        v = mean_nll(valid_w, len(valid))
+        if v < best - tol:
             best, best_values, bad = v, [var.numpy() for var in variables], 0
         else:
             bad += 1
@@ -172,57 +199,132 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
                 break
     for var, val in zip(variables, best_values):
         var.assign(val)
-    result = {"train_nll": mean_nll(train_b), "eval_nll": mean_nll(eval_b), "valid_nll": best, "steps": step,
-              "converged": bad >= patience, "seconds": time.monotonic() - t0}
+    train_units, eval_units = unit_sums(train_w, len(train)), unit_sums(eval_w, len(eval_))
+    result = {"train_nll": float(train_units[0].sum() / train_units[1].sum()),
+              "eval_nll": float(eval_units[0].sum() / eval_units[1].sum()), "valid_nll": best, "steps": step,
+              "converged": bad >= patience, "seconds": time.monotonic() - t0,
+              "units": {"train": train_units, "eval": eval_units},
+              "weights": {k: v.numpy() for k, v in params.items()}}
     log(f"profile: r={r:5d} train {result['train_nll']:.4f} eval {result['eval_nll']:.4f} nats "
         f"({step} steps, {'early-stopped' if result['converged'] else 'step limit'}, {result['seconds']:.0f}s)")
     return result
 
 
+def _unigram_units(train, fit, eval_, n_classes):
+    """Per-sequence (NLL sum, count) of `fit` and `eval_` under add-one-smoothed frequencies of `train`."""
+    counts = np.ones(n_classes)
+    for s in train:
+        counts += np.bincount(np.asarray(s).ravel(), minlength=n_classes)[:n_classes]
+    logp = np.log(counts / counts.sum())
+    sums = lambda seqs: (np.array([-logp[np.asarray(s)].sum() for s in seqs]), np.array([float(len(s)) for s in seqs]))
+    return sums(fit), sums(eval_)
+
+
+def non_increasing(results: list[dict], units: list[dict], groups) -> None:
+    """Adds to each result after the first: train_nll_change (this r minus the previous r, on the
+    same training sequences), its SE clustered by `groups`, and non_increasing: "rises" when the
+    change exceeds two SEs upwards (a longer filter can represent every shorter one, so a rise
+    means the optimiser, not the data), "ok" otherwise."""
+    from tf_ada import evaluation as ev
+    for i in range(1, len(results)):
+        a = ev.ratio_estimate(*units[i]["train"], groups)
+        b = ev.ratio_estimate(*units[i - 1]["train"], groups)
+        d = a - b
+        results[i]["train_nll_change"], results[i]["train_nll_change_se"] = d.value, d.se
+        results[i]["non_increasing"] = "rises" if ev.verdict(d.value, d.se, 1) == ev.HOLDS else "ok"
+
+
 def profile(train_sequences, eval_sequences, receptive_fields: Iterable[int], n_classes: int, *,
             hidden: int = 128, n_targets: int = 64, batch_size: int = 32, learning_rate: float = 3e-3,
             max_steps: int = 20000, eval_every: int = 100, patience: int = 5, valid_fraction: float = 0.1,
-            seed: int = 0, log=print) -> list[dict]:
+            seed: int = 0, log=print, warm_start: bool = True, tol: float = 1e-4,
+            train_groups=None, eval_groups=None, return_units: bool = False) -> list[dict]:
     """NLL of the sec. 4.2 predictor against its receptive field.
 
     Args:
       train_sequences, eval_sequences: integer sequences (`[N, T]` numpy arrays, lists of 1-D
         arrays, or tf.data sources of excerpts) with values in [0, n_classes).
-      receptive_fields: the r values (0 = unigram entropy).
+      receptive_fields: the r values (0 = unigram entropy), in increasing order for warm starts.
       n_classes: alphabet size (256 for mu-law audio, K for codes).
       hidden: width of the two hidden layers. n_targets: targets per training window.
-      max_steps, eval_every, patience: early stopping on the validation part of the training
-        sequences (the last `valid_fraction` of each training sequence).
+      max_steps, eval_every, patience, tol: the convergence test (module docstring) on the
+        validation part of the training sequences (the last `valid_fraction` of each).
+      warm_start: initialise each r from the previous r's trained predictor (module docstring).
+      train_groups, eval_groups: a work label per sequence, for standard errors clustered by work
+        (default: every sequence its own cluster).
+      return_units: also return, per r, the per-sequence (NLL sum, count) of train and eval.
 
     Returns:
-      One dict per r: receptive_field, train_nll, eval_nll (nats per timestep, averaged over
-      every position with a full receptive field of context), steps, converged.
+      One dict per r: receptive_field, train_nll, train_nll_se, eval_nll, eval_nll_se (nats per
+      timestep over every position with a full receptive field of context; train over the
+      training sequences less their validation part), steps, converged, and from the second r
+      on train_nll_change, train_nll_change_se, non_increasing. With return_units: (results,
+      units).
     """
+    from tf_ada import evaluation as ev
     train = _as_sequences(train_sequences)
     eval_ = _as_sequences(eval_sequences)
+    train_groups = np.arange(len(train)) if train_groups is None else np.asarray(train_groups)
+    eval_groups = np.arange(len(eval_)) if eval_groups is None else np.asarray(eval_groups)
     cut = [int(len(s) * (1 - valid_fraction)) for s in train]
     fit, valid = [s[:c] for s, c in zip(train, cut)], [s[c:] for s, c in zip(train, cut)]
-    results = []
+    results, units, weights = [], [], None
     for r in receptive_fields:
         r = int(r)
         if r == 0:
-            tr, ev = unigram_nll(train, eval_, n_classes)
-            results.append({"receptive_field": 0, "train_nll": tr, "eval_nll": ev, "steps": 0, "converged": True})
-            log(f"profile: r=    0 train {tr:.4f} eval {ev:.4f} nats (unigram entropy)")
-            continue
-        res = _fit_one(fit, [v for v in valid if len(v) > r], eval_, r, n_classes, hidden, n_targets, batch_size,
-                       learning_rate, max_steps, eval_every, patience, seed, log)
-        results.append({"receptive_field": r, **{k: res[k] for k in ("train_nll", "eval_nll", "steps", "converged")}})
-    return results
+            tr, evu = _unigram_units(train, fit, eval_, n_classes)
+            res = {"receptive_field": 0, "steps": 0, "converged": True}
+            units.append({"train": tr, "eval": evu})
+            log(f"profile: r=    0 train {tr[0].sum() / tr[1].sum():.4f} eval {evu[0].sum() / evu[1].sum():.4f} "
+                "nats (unigram entropy)")
+        else:
+            fitted = _fit_one(fit, [v for v in valid if len(v) > r], eval_, r, n_classes, hidden, n_targets,
+                              batch_size, learning_rate, max_steps, eval_every, patience, seed, log,
+                              init=weights if warm_start else None, tol=tol)
+            weights = fitted["weights"]
+            res = {"receptive_field": r, "steps": fitted["steps"], "converged": fitted["converged"]}
+            units.append(fitted["units"])
+        for split, groups in (("train", train_groups), ("eval", eval_groups)):
+            est = ev.ratio_estimate(*units[-1][split], groups)
+            res[f"{split}_nll"], res[f"{split}_nll_se"] = est.value, est.se
+        results.append(res)
+    non_increasing(results, units, train_groups)
+    for res in results:
+        if res.get("non_increasing") == "rises":
+            log(f"profile: r={res['receptive_field']} train NLL rises by {res['train_nll_change']:.4f} "
+                f"+- {res['train_nll_change_se']:.4f} over the previous r (more than 2 SE): not converged")
+    return (results, units) if return_units else results
 
 
 # --- sources ----------------------------------------------------------------------------------------
 
-def audio_sequences(data_dir: str, max_timesteps: int, split: str) -> list[np.ndarray]:
-    """Up to `max_timesteps` of mu-law audio of a split, taken evenly across its records."""
-    from tf_ada import data
-    seqs = data.read_sequences(data_dir, split)
-    return _spread(seqs, max_timesteps)
+def recording_excerpts(data_dir: str, max_timesteps: int, split: str, min_chunk: int = 32768):
+    """About `max_timesteps` of a split as contiguous excerpts from the starts of evenly spaced
+    recordings (in name order), at least `min_chunk` steps each: ([excerpt], [its work]). Only
+    the chosen recordings are read."""
+    from tf_ada import data, evaluation
+    manifest = data.load_manifest(data_dir)
+    files = sorted((n, f) for n, f in manifest["files"].items() if f["split"] == split)
+    if not files:
+        raise data.DataError(f"{data_dir}: split {split!r} holds no recordings")
+    total = sum(int(f["n_samples"]) for _, f in files)
+    if total <= max_timesteps:
+        picks, per = list(range(len(files))), None
+    else:
+        n_chunks = max(1, min(len(files), max_timesteps // min_chunk))
+        per = max_timesteps // n_chunks
+        picks = sorted(set(np.linspace(0, len(files) - 1, n_chunks).round().astype(int).tolist()))
+    chosen = [files[i] for i in picks]
+    recs = evaluation.read_recordings(data_dir, [n for n, _ in chosen])
+    seqs = [recs[n][:per].astype(np.int32) for n, _ in chosen]
+    return seqs, [str(f.get("piece") or n) for n, f in chosen]
+
+
+def audio_sequences(data_dir: str, max_timesteps: int, split: str, with_works: bool = False):
+    """Up to `max_timesteps` of mu-law audio of a split (`recording_excerpts`); with_works: also
+    the work of each sequence (for standard errors clustered by work)."""
+    seqs, works = recording_excerpts(data_dir, max_timesteps, split)
+    return (seqs, works) if with_works else seqs
 
 
 def _spread(seqs, max_timesteps, min_chunk: int = 32768):
@@ -238,18 +340,18 @@ def _spread(seqs, max_timesteps, min_chunk: int = 32768):
 
 
 def code_sequences(data_dir: str, checkpoint: str, max_timesteps: int, split: str,
-                   chunk_samples: int = 2 ** 16) -> tuple[list[np.ndarray], int, object]:
-    """Codes of a split's audio under a trained ADA (the paper uses model #1.2): (sequences, K, config)."""
-    from tf_ada import data
+                   chunk_samples: int = 2 ** 16, with_works: bool = False):
+    """Codes of a split's audio under a trained ADA (the paper uses model #1.2): (sequences, K,
+    config), and the work of each sequence when `with_works`."""
     from tf_ada.models.ada import ADA
     from tf_ada.train import load_model
     model, _ = load_model(checkpoint)
     if not isinstance(model, ADA):
         raise ValueError(f"{checkpoint}: not an ADA run folder")
     hop = model.config.hop
-    audio = _spread(data.read_sequences(data_dir, split), max_timesteps * hop)
-    out = []
-    for s in audio:
+    audio, works = recording_excerpts(data_dir, max_timesteps * hop, split)
+    out, kept = [], []
+    for s, work in zip(audio, works):
         codes = []
         usable = len(s) // hop * hop
         for start in range(0, usable, chunk_samples):
@@ -257,23 +359,44 @@ def code_sequences(data_dir: str, checkpoint: str, max_timesteps: int, split: st
             codes.append(model.encode(piece[None]).numpy()[0])
         if codes:
             out.append(np.concatenate(codes))
+            kept.append(work)
+    if with_works:
+        return out, model.config.n_codes, model.config, kept
     return out, model.config.n_codes, model.config
 
 
 # --- output -----------------------------------------------------------------------------------------
 
+CSV_FIELDS = ["receptive_field", "train_nll", "train_nll_se", "eval_nll", "eval_nll_se", "steps", "converged",
+              "train_nll_change", "train_nll_change_se", "non_increasing"]
+
+
 def write_csv(path: str, results: list[dict]) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["receptive_field", "train_nll", "eval_nll", "steps", "converged"])
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
         for r in results:
-            w.writerow({k: r[k] for k in w.fieldnames})
+            w.writerow({k: r.get(k, "") for k in w.fieldnames})
 
 
 def read_csv(path: str) -> list[dict]:
+    """Rows of `write_csv` (older files without the SE columns read too)."""
+    out = []
     with open(path) as f:
-        return [{"receptive_field": int(r["receptive_field"]), "train_nll": float(r["train_nll"]),
-                 "eval_nll": float(r["eval_nll"])} for r in csv.DictReader(f)]
+        for row in csv.DictReader(f):
+            r = {"receptive_field": int(row["receptive_field"])}
+            for k in ("train_nll", "train_nll_se", "eval_nll", "eval_nll_se", "train_nll_change", "train_nll_change_se"):
+                if row.get(k) not in (None, ""):
+                    r[k] = float(row[k])
+            for k in ("steps",):
+                if row.get(k) not in (None, ""):
+                    r[k] = int(row[k])
+            if row.get("converged") not in (None, ""):
+                r["converged"] = row["converged"] == "True"
+            if row.get("non_increasing"):
+                r["non_increasing"] = row["non_increasing"]
+            out.append(r)
+    return out
 
 
 def main(argv=None) -> int:

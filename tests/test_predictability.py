@@ -117,3 +117,35 @@ def test_spread_takes_long_contiguous_chunks():
     assert all(len(s) >= 32768 for s in out)
     assert all(np.all(np.diff(s) == 1) for s in out)  # contiguous
     assert len({int(s[0]) // 10**6 for s in out}) == len(out)  # from different sequences
+
+
+def test_warm_start_computes_the_shorter_filter_exactly():
+    import tensorflow as tf
+    from analysis.predictability import _build, _logits
+    short = _build(2, 5, 8, seed=1)
+    for v in short.values():  # non-zero biases too
+        v.assign(v + 0.1)
+    long_ = _build(5, 5, 8, seed=2, init={k: v.numpy() for k, v in short.items()})
+    x = tf.constant(np.random.default_rng(0).integers(0, 5, (3, 5 + 7)), tf.int32)
+    # the same 7 targets: the short filter reads the last 2 symbols before each, the long one 5
+    np.testing.assert_allclose(_logits(long_, x, 5, 7).numpy(), _logits(short, x[:, 3:], 2, 7).numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_profile_reports_standard_errors_and_the_non_increasing_check():
+    from analysis.predictability import non_increasing
+    rng = np.random.default_rng(4)
+    t = rng.dirichlet(np.ones(4) * 0.3, size=4)
+    seqs = [markov(1, 4, 3000, rng, t) for _ in range(6)]
+    res = profile(seqs[:4], seqs[4:], [0, 1, 2], 4, hidden=16, max_steps=300, train_groups=["a", "a", "b", "c"],
+                  log=lambda s: None)
+    for r in res:
+        assert np.isfinite(r["train_nll_se"]) and r["train_nll_se"] > 0 and np.isfinite(r["eval_nll_se"])
+    assert [r.get("non_increasing") for r in res] == [None, "ok", "ok"]
+    assert res[1]["train_nll_change"] < -2 * res[1]["train_nll_change_se"]  # order-1 chain: r = 1 helps
+    # a rise beyond two standard errors is flagged
+    units = [{"train": (np.array([100.0, 110.0, 90.0]), np.full(3, 100.0))},
+             {"train": (np.array([120.0, 131.0, 109.0]), np.full(3, 100.0))}]
+    rows = [{}, {}]
+    non_increasing(rows, units, ["a", "b", "c"])
+    assert rows[1]["non_increasing"] == "rises" and rows[1]["train_nll_change"] == pytest.approx(0.2)
