@@ -399,18 +399,30 @@ def read_csv(path: str) -> list[dict]:
     return out
 
 
+def receptive_fields(text: str) -> list[int]:
+    """argparse type of --rf: comma-separated receptive fields, each an integer >= 0."""
+    try:
+        rfs = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if any(rf < 0 for rf in rfs):
+        raise argparse.ArgumentTypeError(f"receptive fields must be 0 or more, got {text!r}")
+    return rfs
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.predictability", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from tf_ada.cli import ArgumentParser, positive_int
+    parser = ArgumentParser(prog="python -m analysis.predictability", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", choices=["audio", "codes"], required=True)
     parser.add_argument("--data", required=True, help="audio shard folder (tf-ada prepare)")
     parser.add_argument("--checkpoint", help="ADA run folder whose codes to profile (--source codes)")
-    parser.add_argument("--rf", default="0,1,2,4,8,16,32,64,128,256,512,1024")
+    parser.add_argument("--rf", type=receptive_fields, default="0,1,2,4,8,16,32,64,128,256,512,1024")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--max-train-timesteps", type=int, default=2_000_000)
-    parser.add_argument("--max-eval-timesteps", type=int, default=200_000)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--max-train-timesteps", type=positive_int, default=2_000_000)
+    parser.add_argument("--max-eval-timesteps", type=positive_int, default=200_000)
+    parser.add_argument("--hidden", type=positive_int, default=128)
+    parser.add_argument("--max-steps", type=positive_int, default=20000)
     args = parser.parse_args(argv)
     from tf_ada import data
     os.makedirs(args.out, exist_ok=True)
@@ -426,7 +438,7 @@ def main(argv=None) -> int:
         train, n_classes, cfg = code_sequences(args.data, args.checkpoint, args.max_train_timesteps, "train")
         eval_, _, _ = code_sequences(args.data, args.checkpoint, args.max_eval_timesteps, eval_split)
         marker = cfg.encoder_receptive_field_codes
-    rfs = [int(v) for v in args.rf.split(",")]
+    rfs = args.rf
     results = profile(train, eval_, rfs, n_classes, hidden=args.hidden, max_steps=args.max_steps)
     csv_path = os.path.join(args.out, f"profile_{args.source}.csv")
     write_csv(csv_path, results)

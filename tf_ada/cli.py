@@ -1,9 +1,82 @@
-"""The `tf-ada` command line: prepare | corpus build | train | reconstruct | sample."""
+"""The `tf-ada` command line: prepare | corpus build | train | reconstruct | sample.
+
+Arguments are checked before any work; an expected failure (a bad argument, file, data folder or
+run folder, a missing tool, a busy folder) ends with one line `tf-ada CMD: error: ...` and exit
+code 2; anything else is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line naming the argument (exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a finite number in [0, 1)."""
+    value = _finite(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text!r}")
+    return value
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file path that can be written (not a folder; its nearest existing parent
+    is a writable folder), checked before any computation."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    parent = os.path.dirname(os.path.abspath(text))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {parent} is not a writable folder")
+    if os.path.exists(text) and not os.access(text, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: the file is read-only")
+    return text
 
 
 def _cmd_prepare(args) -> int:
@@ -11,6 +84,8 @@ def _cmd_prepare(args) -> int:
     overrides = None
     if args.splits:
         import csv
+        if not os.path.isfile(args.splits):
+            raise data.DataError(f"{args.splits}: --splits file does not exist")
         with open(args.splits, newline="") as f:
             overrides = {row[0]: row[1] for row in csv.reader(f) if len(row) >= 2}
     options = data.PrepareOptions(eval_fraction=args.eval_fraction, seed=args.seed, min_seconds=args.min_seconds,
@@ -22,30 +97,35 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_corpus(args) -> int:
+    from tf_ada import data
     from tf_ada.corpus import build
     sources = args.sources.split(",") if args.sources else build.ALL_SOURCES
+    unknown = sorted(set(sources) - set(build.ALL_SOURCES))
+    if unknown:
+        raise data.DataError(f"--sources: unknown source(s) {', '.join(unknown)}; choose from {','.join(build.ALL_SOURCES)}")
     info = build.build(args.out, hours=args.hours, sources=sources, tiny=args.tiny, jobs=args.jobs, seed=args.seed)
     for source, s in sorted(info["sources"].items()):
         print(f"  {source:>11}: {s['pieces']:4d} pieces  {s['hours']:.2f} h" + ("  (solo piano)" if s["solo_piano"] else ""))
     print(f"  {'total':>11}: {info['total_hours']:.2f} h; {len(info['failed'])} piece(s) failed (see corpus.json)")
-    from tf_ada import data
     print(data.summary(data.load_manifest(os.path.join(args.out, "data"))))
     print(f"corpus: shards in {os.path.join(args.out, 'data')}")
     return 0
 
 
 def _cmd_train(args) -> int:
-    from tf_ada import configs
-    from tf_ada.configs import Experiment
+    from tf_ada import configs, runs
     from tf_ada.train import Trainer
     if args.experiment:
-        with open(args.experiment) as f:
-            import json
-            experiment = Experiment.from_dict(json.load(f))
+        experiment = runs.read_experiment(args.experiment)
     elif args.row:
+        if args.row not in configs.TABLE1_ROWS:
+            raise runs.RunError(f"--row: unknown Table 1 row {args.row!r}; choose from {', '.join(configs.TABLE1_ROWS)}")
         experiment = configs.table1_row(args.row, args.scale, steps=args.steps)
-    else:
-        experiment = Experiment.load(args.out)  # resume a folder
+    else:  # resume a folder
+        path = os.path.join(args.out, "experiment.json")
+        if not os.path.exists(path):
+            raise runs.RunError(f"{args.out}: no experiment.json to resume; give --row or --experiment")
+        experiment = runs.read_experiment(path)
     trainer = Trainer(experiment, args.data, args.out)
     result = trainer.train(steps=args.steps)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
@@ -55,12 +135,18 @@ def _cmd_train(args) -> int:
 def _cmd_reconstruct(args) -> int:
     from tf_ada.audio import load_audio, save_wav
     from tf_ada.models.ada import ADA, reconstruct_audio
+    from tf_ada.runs import RunError
     from tf_ada.train import load_model
+    if not os.path.isfile(args.input):
+        raise RunError(f"{args.input}: input recording does not exist")
     model, experiment = load_model(args.checkpoint)
     if not isinstance(model, ADA):
-        raise SystemExit(f"tf-ada reconstruct: {args.checkpoint} holds a {type(model).__name__}, not an ADA")
+        raise RunError(f"{args.checkpoint} holds a {type(model).__name__}, not an ADA")
+    if args.seconds is not None and int(args.seconds * 16000) < model.config.hop:
+        raise RunError(f"--seconds {args.seconds} is shorter than one code ({model.config.hop} samples "
+                       f"= {model.config.hop / 16000:g} s)")
     audio = load_audio(args.input)
-    if args.seconds:
+    if args.seconds is not None:
         audio = audio[: int(args.seconds * 16000)]
     codes, recon = reconstruct_audio(model, audio, seed=args.seed, temperature=args.temperature)
     save_wav(args.output, recon.numpy())
@@ -72,10 +158,11 @@ def _cmd_sample(args) -> int:
     from tf_ada import ops
     from tf_ada.audio import save_wav
     from tf_ada.models.wavenet import WaveNet
+    from tf_ada.runs import RunError
     from tf_ada.train import load_model
     model, _ = load_model(args.checkpoint)
     if not isinstance(model, WaveNet):
-        raise SystemExit("tf-ada sample: needs an unconditional WaveNet checkpoint")
+        raise RunError(f"{args.checkpoint}: needs an unconditional WaveNet checkpoint, not a {type(model).__name__}")
     x = model.generate(int(args.seconds * 16000), batch_size=args.batch_size, seed=args.seed,
                        temperature=args.temperature)
     for i in range(args.batch_size):
@@ -86,15 +173,15 @@ def _cmd_sample(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tf-ada", description=__doc__)
+    parser = ArgumentParser(prog="tf-ada", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="recordings folder (or MAESTRO layout) -> TFRecord shards + manifest.json")
     p.add_argument("src", help="folder of .wav/.flac/.ogg/.mp3 files, or a MAESTRO folder with its CSV")
     p.add_argument("out", help="output folder (re-run to resume)")
-    p.add_argument("--eval-fraction", type=float, default=0.01, help="share of pieces held out (paper: 0.01)")
+    p.add_argument("--eval-fraction", type=fraction, default=0.01, help="share of pieces held out (paper: 0.01)")
     p.add_argument("--seed", type=int, default=0, help="split seed")
-    p.add_argument("--min-seconds", type=float, default=1.0, help="skip recordings shorter than this")
+    p.add_argument("--min-seconds", type=non_negative_float, default=1.0, help="skip recordings shorter than this")
     p.add_argument("--normalize", action="store_true", help="scale each recording to peak 0.99")
     p.add_argument("--splits", help="CSV of `relative_path_or_piece,split` rows overriding the split")
     p.add_argument("--resplit", action="store_true",
@@ -105,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     p = corpus_sub.add_parser("build", help="render real compositions with the sampled piano, then prepare")
     p.add_argument("out")
-    p.add_argument("--hours", type=float, default=3.0, help="all solo piano, plus other material up to this total")
+    p.add_argument("--hours", type=positive_float, default=3.0, help="all solo piano, plus other material up to this total")
     p.add_argument("--sources", help="comma-separated subset of jam,keyboard,chorales,quartets,palestrina")
     p.add_argument("--tiny", action="store_true", help="about one minute (two pieces), for tests")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_corpus)
 
@@ -118,23 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--row", help="a Table 1 row, e.g. 1.2")
     p.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "paper"])
     p.add_argument("--experiment", help="an experiment.json to train")
-    p.add_argument("--steps", type=int)
+    p.add_argument("--steps", type=positive_int, help="total steps to train to (default: the experiment's)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("reconstruct", help="encode a recording with an ADA and decode it back")
     p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("output", type=output_file)
     p.add_argument("--checkpoint", required=True, help="an ADA run folder")
-    p.add_argument("--seconds", type=float, help="only the first seconds")
+    p.add_argument("--seconds", type=positive_float, help="only the first seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.set_defaults(func=_cmd_reconstruct)
 
     p = sub.add_parser("sample", help="sample audio from an unconditional WaveNet run folder")
-    p.add_argument("output")
+    p.add_argument("output", type=output_file)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seconds", type=positive_float, default=2.0)
+    p.add_argument("--batch-size", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)
     p.set_defaults(func=_cmd_sample)
@@ -143,20 +230,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command; returns its exit code (0, 2 for bad input, 130 when interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad argument (already reported in one line)
+        return e.code
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
     except Exception as e:  # clear one-line errors for the expected failure kinds
-        from tf_ada.data import DataError
-        from tf_ada.corpus.fetch import MissingToolError
-        from tf_ada.fileio import FolderBusyError
-        if isinstance(e, (DataError, MissingToolError, FileNotFoundError, FolderBusyError)):
+        if isinstance(e, expected_errors()):
             print(f"tf-ada {args.command}: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+def expected_errors() -> tuple:
+    """The exception types that mean a bad input (argument, file, folder, run) rather than a bug."""
+    from tf_ada.audio import AudioError
+    from tf_ada.corpus.fetch import MissingToolError
+    from tf_ada.data import DataError
+    from tf_ada.fileio import FolderBusyError
+    from tf_ada.runs import RunError
+    from tf_ada.train import DivergenceError
+    return (AudioError, DataError, DivergenceError, FileNotFoundError, FolderBusyError, MissingToolError, RunError)
 
 
 if __name__ == "__main__":

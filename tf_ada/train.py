@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import time
 from typing import Optional
 
@@ -27,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import data, evaluation
+from tf_ada import data, evaluation, faults, fileio, runs
 from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
 from tf_ada.models.ada import ADA
 from tf_ada.models.wavenet import WaveNet, nll_per_timestep
@@ -84,10 +85,9 @@ class Trainer:
             raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {self.strategy.num_replicas_in_sync} replicas")
         existing = os.path.join(out_dir, "experiment.json")
         if os.path.exists(existing):
-            with open(existing) as f:
-                saved = json.load(f)
-            if saved["model"] != experiment.to_dict()["model"]:
-                raise ValueError(f"{out_dir} holds a different model; choose another folder")
+            saved = runs.read_experiment(existing)
+            if saved.to_dict()["model"] != experiment.to_dict()["model"]:
+                raise runs.RunError(f"{out_dir} holds a different model; choose another folder")
         with self.strategy.scope():
             self.model = build_model(experiment.model)
             self.optimizer = keras.optimizers.Adam(cfg.learning_rate)
@@ -99,18 +99,19 @@ class Trainer:
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak,
                                               step=self.step)
+        # every worker restores the chief's checkpoints: the files are the truth (runs.reconcile_index)
         ckpt_dir = os.path.join(out_dir, "checkpoints")
-        if not self.is_chief:  # MultiWorker: every worker saves, only the chief's copy is kept
-            ckpt_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=3)
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            self.log(f"train: resumed {experiment.name} from {self.manager.latest_checkpoint} (step {self.current_step})")
+        prefixes = runs.reconcile_index(ckpt_dir, self.log) if self.is_chief else runs.checkpoint_prefixes(ckpt_dir)
+        save_dir = ckpt_dir
+        if not self.is_chief:  # MultiWorker: every worker saves, only the chief's copy is kept (`save`)
+            save_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir, max_to_keep=3,
+                                                  checkpoint_name=runs.CHECKPOINT_PREFIX)
+        restored = runs.restore_newest_intact(self.checkpoint, prefixes, self.log)
+        if restored:
+            self.log(f"train: resumed {experiment.name} from {restored} (step {self.current_step})")
         if self.is_chief:
-            os.makedirs(out_dir, exist_ok=True)
-            with open(existing + ".tmp", "w") as f:
-                json.dump(experiment.to_dict(), f, indent=1)
-            os.replace(existing + ".tmp", existing)
+            fileio.atomic_write_json(existing, experiment.to_dict())
         self.writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard")) if self.is_chief \
             else tf.summary.create_noop_writer()
         self._train_step = None
@@ -176,6 +177,7 @@ class Trainer:
                 raise DivergenceError(
                     f"{self.experiment.name}: non-finite loss at step {step} ({scalars}); stopped without saving. "
                     f"Last good checkpoint: {self.manager.latest_checkpoint or 'none yet'} (intact)")
+            faults.point("train-step")
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_sum += 1
@@ -198,7 +200,12 @@ class Trainer:
         return result
 
     def save(self) -> str:
+        """Writes a checkpoint of the current step; returns its prefix. A non-chief MultiWorker
+        worker's copy (written because saving is a collective) is removed at once."""
         path = self.manager.save(checkpoint_number=self.current_step)
+        if not self.is_chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        faults.point("checkpoint-saved")
         return path
 
     # --- evaluation (Polyak weights) ---
@@ -273,8 +280,7 @@ class Trainer:
         if self.is_chief:
             evaluation.save_results(os.path.join(self.out_dir, evaluation.SEQUENCES_FILE), per_window,
                                     {"step": self.current_step})
-            with open(os.path.join(self.out_dir, "eval.json"), "w") as f:
-                json.dump(result, f, indent=1)
+            fileio.atomic_write_json(os.path.join(self.out_dir, "eval.json"), result)
         self.log("eval: " + self.experiment.name + " " + " ".join(
             f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "corpus_hash"))
         return result
@@ -306,15 +312,20 @@ def _is_chief(strategy) -> bool:
 
 def load_model(out_dir: str, polyak: bool = True):
     """Rebuilds a trained model from its folder alone (experiment.json + latest checkpoint)."""
-    experiment = Experiment.load(out_dir)
+    if not os.path.isdir(out_dir):
+        raise runs.RunError(f"{out_dir}: not a folder; expected a tf-ada run folder")
+    path = os.path.join(out_dir, "experiment.json")
+    if not os.path.exists(path):
+        raise runs.RunError(f"{out_dir}: no experiment.json; not a tf-ada run folder")
+    experiment = runs.read_experiment(path)
     model = build_model(experiment.model)
     polyak_vars = [tf.Variable(v.value, trainable=False) for v in model.trainable_variables]
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step)
-    latest = tf.train.latest_checkpoint(os.path.join(out_dir, "checkpoints"))
-    if latest is None:
-        raise FileNotFoundError(f"{out_dir}: no checkpoint in checkpoints/")
-    ckpt.restore(latest).expect_partial()
+    prefixes = runs.checkpoint_prefixes(os.path.join(out_dir, "checkpoints"))
+    if not prefixes:
+        raise runs.RunError(f"{out_dir}: no checkpoint in checkpoints/")
+    runs.restore_newest_intact(ckpt, prefixes, partial=True)
     if polyak:
         for v, p in zip(model.trainable_variables, polyak_vars):
             v.assign(p)

@@ -1,0 +1,139 @@
+"""Run folders (`tf-ada train --out DIR`): experiment files read safely, checkpoints recovered.
+
+A run folder holds `experiment.json` and `checkpoints/ckpt-N.{index,data-*}` plus TensorFlow's
+index file `checkpoints/checkpoint`. The checkpoint files are the truth: the index is rebuilt from
+them when it is unreadable or disagrees, and a damaged newest checkpoint gives way to the newest
+intact one, so a resumed run never starts over and never deletes checkpoints it does not know.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from tf_ada import fileio
+from tf_ada.configs import Experiment
+
+CHECKPOINT_PREFIX = "ckpt"
+
+
+class RunError(ValueError):
+    """A run folder, experiment file or checkpoint that cannot be used; the message names the file
+    and the problem."""
+
+
+def read_experiment(path: str) -> Experiment:
+    """Reads an experiment file (`experiment.json` or one given to `tf-ada train --experiment`).
+
+    Raises:
+      RunError: missing, unreadable, not JSON, not an experiment (wrong schema), or training
+        settings that cannot work (see `check_train_config`).
+    """
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise RunError(f"{path}: cannot read the experiment file ({e.strerror})") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                       f"the experiment file is damaged") from None
+    try:
+        experiment = Experiment.from_dict(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        detail = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+        raise RunError(f"{path}: not a tf-ada experiment ({detail})") from None
+    check_train_config(experiment.train, path)
+    return experiment
+
+
+def check_train_config(cfg, where: str) -> None:
+    """Raises a `RunError` naming `where` and the field if a training setting cannot work."""
+    for name in ("batch_size", "n_samples", "steps", "log_every", "eval_every", "checkpoint_every"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RunError(f"{where}: train.{name} must be a positive integer, got {value!r}")
+    if cfg.eval_batches is not None and (isinstance(cfg.eval_batches, bool) or not isinstance(cfg.eval_batches, int)
+                                         or cfg.eval_batches < 1):
+        raise RunError(f"{where}: train.eval_batches must be a positive integer or null, got {cfg.eval_batches!r}")
+    if not (isinstance(cfg.learning_rate, (int, float)) and math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+        raise RunError(f"{where}: train.learning_rate must be a positive number, got {cfg.learning_rate!r}")
+    if not (isinstance(cfg.polyak_decay, (int, float)) and 0.0 <= cfg.polyak_decay < 1.0):
+        raise RunError(f"{where}: train.polyak_decay must be in [0, 1), got {cfg.polyak_decay!r}")
+
+
+def checkpoint_prefixes(ckpt_dir: str) -> list[str]:
+    """`ckpt_dir/ckpt-N` for every checkpoint whose index file is on disk, oldest first."""
+    if not os.path.isdir(ckpt_dir):
+        return []
+    numbers = sorted(int(m.group(1)) for f in os.listdir(ckpt_dir)
+                     if (m := re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)\.index", f)))
+    return [os.path.join(ckpt_dir, f"{CHECKPOINT_PREFIX}-{n}") for n in numbers]
+
+
+def reconcile_index(ckpt_dir: str, log: Callable[[str], None] = print) -> list[str]:
+    """Makes `ckpt_dir/checkpoint` list exactly the checkpoints on disk, newest last, so that a
+    `tf.train.CheckpointManager` sees (and resumes from, and only ever deletes) the run's own
+    checkpoints. An unreadable or wrong index is rebuilt, and the rebuild is logged. A rebuilt
+    index carries no timestamps, so the manager keeps the recovered checkpoints (it never deletes
+    them) and rotates only those it writes afterwards.
+
+    Returns:
+      The checkpoint prefixes on disk, oldest first.
+    """
+    prefixes = checkpoint_prefixes(ckpt_dir)
+    if not prefixes:
+        return []
+    index = os.path.join(ckpt_dir, "checkpoint")
+    try:
+        state = tf.train.get_checkpoint_state(ckpt_dir)
+    except Exception:  # noqa: BLE001  (any parse failure means: rebuild it)
+        state = None
+    names = [os.path.basename(p) for p in prefixes]
+    if state is not None and [os.path.basename(p) for p in state.all_model_checkpoint_paths] == names \
+            and os.path.basename(state.model_checkpoint_path) == names[-1]:
+        return prefixes
+    why = "is missing" if not os.path.exists(index) else ("is unreadable" if state is None else "disagrees with the files")
+    lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
+    fileio.atomic_write_text(index, "\n".join(lines) + "\n")  # TensorFlow's CheckpointState text format
+    log(f"train: {index} {why}; rebuilt it from the checkpoint files ({', '.join(names)})")
+    return prefixes
+
+
+def restore_newest_intact(checkpoint: tf.train.Checkpoint, prefixes: list[str], log: Callable[[str], None] = print,
+                          partial: bool = False) -> Optional[str]:
+    """Restores the newest of `prefixes` that reads back whole; logs each damaged one it passes.
+
+    Args:
+      checkpoint: what to restore into.
+      prefixes: checkpoint prefixes, oldest first (`reconcile_index`).
+      partial: allow the checkpoint to hold objects `checkpoint` lacks (e.g. optimiser state
+        when only the model is rebuilt); otherwise every existing object must match.
+
+    Returns:
+      The restored prefix, or None when `prefixes` is empty.
+
+    Raises:
+      RunError: every checkpoint is damaged (nothing is restored, nothing is deleted).
+    """
+    damaged = []
+    for prefix in reversed(prefixes):
+        try:
+            status = checkpoint.restore(prefix)
+            status.expect_partial() if partial else status.assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, RuntimeError) as e:  # how TF reports damage
+            reason = getattr(e, "message", str(e)).strip().splitlines()[0][:160]
+            damaged.append(f"{os.path.basename(prefix)} ({reason})")
+            continue
+        if damaged:
+            log(f"train: damaged checkpoint(s) {'; '.join(damaged)}; restored {prefix}, the newest intact one")
+        return prefix
+    if prefixes:
+        raise RunError(f"{os.path.dirname(prefixes[0])}: no intact checkpoint: {'; '.join(damaged)}. "
+                       f"Nothing was deleted; move the folder away to start over")
+    return None
