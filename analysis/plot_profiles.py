@@ -24,7 +24,12 @@ def _draw(ax, results, title, marker=None, unit="timesteps"):
     rest = sorted((r for r in results if r["receptive_field"] > 0), key=lambda r: r["receptive_field"])
     xs = [r["receptive_field"] for r in rest]
     for key, style, label in (("train_nll", "o-", "train"), ("eval_nll", "s--", "held out")):
-        ax.plot(xs, [r[key] for r in rest], style, label=label, markersize=4)
+        ses = [r.get(key + "_se") for r in rest]
+        if all(se is not None and math.isfinite(se) for se in ses) and ses:  # error bars: +- 2 SE
+            ax.errorbar(xs, [r[key] for r in rest], yerr=[2 * se for se in ses], fmt=style, label=label + " (± 2 SE)",
+                        markersize=4, capsize=2)
+        else:
+            ax.plot(xs, [r[key] for r in rest], style, label=label, markersize=4)
     ax.set_xscale("log", base=2)
     if zero and xs:
         x0 = xs[0] / 2.0  # r = 0 sits half a step left of the smallest r, marked apart

@@ -3,8 +3,12 @@
     python reproduce/figure2.py --scale tiny|cpu|paper [--data DIR] [--out DIR] [--checkpoint ADA_RUN]
 
 Codes come from the Table 1 row 1.2 checkpoint of the same scale (runs/table1-SCALE/...), trained
-with reproduce/table1.py if missing. Writes profile_audio.csv, profile_codes.csv, figure2.png and
-figure2.md (the paper's claims, each holds / does not hold at this scale).
+with reproduce/table1.py if missing. Writes profile_audio.csv, profile_codes.csv (with standard
+errors clustered by work), their per-sequence sums (profile_*_units.npz), figure2.png and
+figure2.md: every NLL with its SE, the check that training NLL is non-increasing in r (each r is
+warm-started from the previous one and trained to the convergence test of
+analysis/predictability.py), and the paper's claims judged by `tf_ada.evaluation.verdict`
+(holds / does not hold / inconclusive, beyond two standard errors).
 """
 from __future__ import annotations
 
@@ -13,50 +17,97 @@ import os
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from analysis import predictability as pred  # noqa: E402
 from analysis.plot_profiles import plot_figure2  # noqa: E402
-from reproduce import table1  # noqa: E402
+from reproduce import report, table1  # noqa: E402
+from tf_ada import evaluation as ev  # noqa: E402
 
 SETTINGS = {  # per scale: receptive fields and training budget of the profile models
     "tiny": dict(audio_rf=[0, 1, 2, 4], codes_rf=[0, 1, 2, 4], max_train=20_000, max_eval=5_000, hidden=16,
                  max_steps=200),
     "cpu": dict(audio_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128], codes_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128],
-                max_train=2_000_000, max_eval=200_000, hidden=64, max_steps=3000),
+                max_train=2_000_000, max_eval=1_000_000, hidden=64, max_steps=4000),
     "paper": dict(audio_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
                   codes_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], max_train=20_000_000,
                   max_eval=1_000_000, hidden=256, max_steps=20000),
 }
 
 
-def claims(audio, codes, marker):
-    a = {r["receptive_field"]: r["eval_nll"] for r in audio}
-    c = {r["receptive_field"]: r["eval_nll"] for r in codes} if codes else {}
-    rs = sorted(k for k in a if k > 0)
+def save_units(path: str, units: list, results: list, train_groups, eval_groups) -> None:
+    """Per-sequence (NLL sum, count) of every r, and the works of the sequences, as .npz."""
+    arrays = {"train_groups": np.asarray(train_groups, str), "eval_groups": np.asarray(eval_groups, str)}
+    for res, u in zip(results, units):
+        for split in ("train", "eval"):
+            arrays[f"{res['receptive_field']}/{split}/sums"], arrays[f"{res['receptive_field']}/{split}/counts"] = u[split]
+    np.savez_compressed(path, **arrays)
+
+
+def load_estimates(path: str, split: str = "eval") -> dict:
+    """{r: NLL Estimate on `split`} (clustered by work) from `save_units`' file; {} if missing."""
+    if not os.path.exists(path):
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        groups = z[f"{split}_groups"]
+        rs = sorted({int(k.split("/")[0]) for k in z.files if "/" in k})
+        return {r: ev.ratio_estimate(z[f"{r}/{split}/sums"], z[f"{r}/{split}/counts"], groups) for r in rs}
+
+
+def claims(a: dict, c: dict, marker) -> list:
+    """[(text, verdict, detail)] for the paper's Figure 2 claims, from held-out NLL estimates
+    {r: Estimate} of audio (`a`) and codes (`c`); rs compared within one profile are paired."""
     out = []
-    if len(rs) >= 3:
-        first_drop = a[0] - a[rs[0]]
-        late_drop = a[rs[-3]] - a[rs[-1]]
-        out.append(("audio NLL drops quickly and flattens (drop from r = 0 to the smallest r is over 5x the drop "
-                    "over the last two doublings)", first_drop > 5 * max(late_drop, 0.0)))
-    if c:
+    rs = sorted(k for k in a if k > 0)
+    if len(rs) >= 3 and 0 in a:
+        # drop from r = 0 to the smallest r > 5 x the drop over the last two doublings
+        e = (a[0] - a[rs[0]]) - (a[rs[-3]] - a[rs[-1]]) * 5.0
+        out.append(("audio NLL drops quickly and flattens (the drop from r = 0 to the smallest r is over 5x the "
+                    "drop over the last two doublings)", ev.verdict(e.value, e.se, 1), report.fmt(e.value, e.se, 4)))
+    if c and 0 in c and 0 in a:
         common = [r for r in sorted(c) if r in a and r > 0]
-        out.append(("codes are much less predictable than audio (codes NLL in bits per symbol above audio's at every "
-                    "common r > 0, relative to each alphabet's unigram entropy)",
-                    all(c[r] / c[0] > a[r] / a[0] for r in common) if common else None))
+        parts = [ev.independent_difference(ev.quotient(c[r], c[0]), ev.quotient(a[r], a[0])) for r in common]
+        out.append(("codes are much less predictable than audio (codes NLL relative to their unigram entropy above "
+                    "audio's at every common r > 0; different excerpts, so unpaired)",
+                    ev.combine(ev.verdict(d, se, 1) for d, se in parts) if parts else report.NOT_RUN,
+                    "; ".join(report.fmt(d, se, 3) for d, se in parts)))
         below = [r for r in c if 0 < r < marker]
         above = [r for r in c if r >= marker]
-        if below and above:
-            # transition: the NLL keeps falling up to the encoder's RF and flattens beyond it
-            slope_below = (c[min(below)] - c[max(below)]) / max(1, len(below) - 1)
-            slope_above = (c[min(above)] - c[max(above)]) / max(1, len(above) - 1)
-            out.append((f"a transition where r passes the encoder's receptive field ({marker:g} code steps): "
-                        "the per-doubling NLL drop beyond it is under half the drop before it",
-                        slope_above < 0.5 * slope_below))
+        if len(below) >= 2 and len(above) >= 2:
+            # transition: the per-doubling drop beyond the encoder's RF is under half the drop before it
+            slope_below = (c[min(below)] - c[max(below)]) * (1.0 / (len(below) - 1))
+            slope_above = (c[min(above)] - c[max(above)]) * (1.0 / (len(above) - 1))
+            e = slope_above - slope_below * 0.5
+            out.append((f"a transition where r passes the encoder's receptive field ({marker:g} code steps): the "
+                        "per-doubling NLL drop beyond it is under half the drop before it",
+                        ev.verdict(e.value, e.se, -1), report.fmt(e.value, e.se, 4)))
         else:
-            out.append((f"a transition at the encoder's receptive field ({marker:g} code steps)", None))
+            out.append((f"a transition at the encoder's receptive field ({marker:g} code steps)", report.NOT_RUN, ""))
     return out
+
+
+def _run_profile(path_csv, path_units, train, ev_seqs, rfs, n_classes, s, train_groups, eval_groups):
+    if os.path.exists(path_csv) and os.path.exists(path_units):
+        return pred.read_csv(path_csv)
+    results, units = pred.profile(train, ev_seqs, rfs, n_classes, hidden=s["hidden"], max_steps=s["max_steps"],
+                                  train_groups=train_groups, eval_groups=eval_groups, return_units=True)
+    pred.write_csv(path_csv, results)
+    save_units(path_units, units, results, train_groups, eval_groups)
+    return results
+
+
+def _check_lines(name: str, results: list) -> list:
+    rises = [r for r in results if r.get("non_increasing") == "rises"]
+    limit = [r["receptive_field"] for r in results if r.get("converged") is False]
+    lines = [f"- {name}: training NLL non-increasing in r within 2 SE: "
+             + ("**ok**" if not rises else "**rises** at " + ", ".join(
+                 f"r = {r['receptive_field']} (+{report.fmt(r['train_nll_change'], r['train_nll_change_se'], 4)})"
+                 for r in rises))]
+    lines.append(f"- {name}: points that reached the step limit before the convergence test: "
+                 + (", ".join(f"r = {r}" for r in limit) if limit else "none"))
+    return lines
 
 
 def main(argv=None) -> int:
@@ -75,14 +126,10 @@ def main(argv=None) -> int:
     eval_split = data.load_manifest(data_dir).get("eval_split", "eval")
     t0 = time.monotonic()
     timings = {}
-    audio_csv = os.path.join(out, "profile_audio.csv")
-    if os.path.exists(audio_csv):
-        audio = pred.read_csv(audio_csv)
-    else:
-        train = pred.audio_sequences(data_dir, s["max_train"], "train")
-        ev = pred.audio_sequences(data_dir, s["max_eval"], eval_split)
-        audio = pred.profile(train, ev, s["audio_rf"], 256, hidden=s["hidden"], max_steps=s["max_steps"])
-        pred.write_csv(audio_csv, audio)
+    train, train_works = pred.audio_sequences(data_dir, s["max_train"], "train", with_works=True)
+    ev_seqs, eval_works = pred.audio_sequences(data_dir, s["max_eval"], eval_split, with_works=True)
+    audio = _run_profile(os.path.join(out, "profile_audio.csv"), os.path.join(out, "profile_audio_units.npz"),
+                         train, ev_seqs, s["audio_rf"], 256, s, train_works, eval_works)
     timings["audio"] = time.monotonic() - t0
     codes, marker = None, None
     if not args.skip_codes:
@@ -93,30 +140,50 @@ def main(argv=None) -> int:
             if not os.path.exists(os.path.join(checkpoint, "row.json")):
                 table1.run_row("1.2", args.scale, data_dir, row_out, None)
         t1 = time.monotonic()
-        train, n_codes, cfg = pred.code_sequences(data_dir, checkpoint, s["max_train"] // cfg_hop(checkpoint), "train")
-        ev, _, _ = pred.code_sequences(data_dir, checkpoint, s["max_eval"] // cfg_hop(checkpoint), eval_split)
+        hop = cfg_hop(checkpoint)
+        train, n_codes, cfg, train_works = pred.code_sequences(data_dir, checkpoint, s["max_train"] // hop, "train",
+                                                               with_works=True)
+        ev_seqs, _, _, eval_works = pred.code_sequences(data_dir, checkpoint, s["max_eval"] // hop, eval_split,
+                                                        with_works=True)
         marker = cfg.encoder_receptive_field_codes
-        codes_csv = os.path.join(out, "profile_codes.csv")
-        codes = pred.profile(train, ev, s["codes_rf"], n_codes, hidden=s["hidden"], max_steps=s["max_steps"])
-        pred.write_csv(codes_csv, codes)
+        codes_csv, codes_units = os.path.join(out, "profile_codes.csv"), os.path.join(out, "profile_codes_units.npz")
+        for stale in (codes_csv, codes_units):  # codes depend on the checkpoint: always recomputed
+            if os.path.exists(stale):
+                os.remove(stale)
+        codes = _run_profile(codes_csv, codes_units, train, ev_seqs, s["codes_rf"], n_codes, s, train_works,
+                             eval_works)
         timings["codes"] = time.monotonic() - t1
     png = plot_figure2(audio, codes, os.path.join(out, "figure2.png"), marker)
-    lines = [f"# Figure 2 at `{args.scale}` scale", "", f"Data: `{data_dir}`. ![figure 2](figure2.png)", "",
-             "| r | audio train NLL | audio eval NLL | codes train NLL | codes eval NLL |", "|---|---|---|---|---|"]
+    lines = [f"# Figure 2 at `{args.scale}` scale", "",
+             f"Data: `{data_dir}`. ![figure 2](figure2.png)", "",
+             "NLL in nats per timestep, ± one standard error clustered by work. Each r > 0 is warm-started from "
+             "the previous r and trained until the validation NLL stops improving (analysis/predictability.py).", "",
+             "| r | audio train NLL | audio eval NLL | audio steps | codes train NLL | codes eval NLL | codes steps |",
+             "|---|---|---|---|---|---|---|"]
     cmap = {r["receptive_field"]: r for r in (codes or [])}
     amap = {r["receptive_field"]: r for r in audio}
     for r in sorted(set(amap) | set(cmap)):
         a, c = amap.get(r, {}), cmap.get(r, {})
-        fmt = lambda d, k: f"{d[k]:.4f}" if k in d else "-"
-        lines.append(f"| {r} | {fmt(a, 'train_nll')} | {fmt(a, 'eval_nll')} | {fmt(c, 'train_nll')} | {fmt(c, 'eval_nll')} |")
-    lines += ["", "## The paper's claims at this scale", ""]
-    for text, verdict in claims(audio, codes, marker or 0):
-        lines.append(f"- **{ {True: 'holds', False: 'does not hold', None: 'not run'}[verdict] }**: {text}")
+        cell = lambda d, k: report.fmt(d.get(k), d.get(k + "_se"), 4)
+        lines.append(f"| {r} | {cell(a, 'train_nll')} | {cell(a, 'eval_nll')} | {report.fmt(a.get('steps'))} | "
+                     f"{cell(c, 'train_nll')} | {cell(c, 'eval_nll')} | {report.fmt(c.get('steps'))} |")
+    lines += ["", "## Convergence checks", ""] + _check_lines("audio", audio)
+    if codes:
+        lines += _check_lines("codes", codes)
+    lines += ["", "## The paper's claims at this scale", "",
+              "**holds**: beyond 2 SE in the claimed direction; **does not hold**: beyond 2 SE the other way; "
+              "**inconclusive**: within 2 SE (tf_ada.evaluation.verdict). The quantity tested is shown as value ± SE.",
+              ""]
+    a_est = load_estimates(os.path.join(out, "profile_audio_units.npz"))
+    c_est = load_estimates(os.path.join(out, "profile_codes_units.npz")) if codes else {}
+    for text, verdict, detail in claims(a_est, c_est, marker or 0):
+        lines.append(f"- **{verdict}**: {text}" + (f" [{detail}]" if detail else ""))
     lines += ["", f"Encoder receptive field in code steps: {marker}" if marker else "Codes profile not run.",
               "", "Run times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()), "",
               "Deviations: profile models are trained on a subset of the corpus "
-              f"({s['max_train']:,} train / {s['max_eval']:,} held-out timesteps) with hidden size {s['hidden']}; "
-              "the paper does not give its sizes. At cpu scale the ADA is the reduced #1.2 (encoder receptive "
+              f"({s['max_train']:,} train / {s['max_eval']:,} held-out timesteps, excerpts from the starts of evenly "
+              f"spaced recordings) with hidden size {s['hidden']} and at most {s['max_steps']:,} steps per r; the "
+              "paper does not give its sizes. At cpu scale the ADA is the reduced #1.2 (encoder receptive "
               "field 255 samples = 32 code steps, not 64)."]
     with open(os.path.join(out, "figure2.md"), "w") as f:
         f.write("\n".join(lines) + "\n")

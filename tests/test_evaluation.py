@@ -223,3 +223,16 @@ def test_trainer_reports_both_protocols_and_writes_per_window_sums(audio_shards,
     cap = ev.DEFAULT_MAX_SEQUENCES
     assert Trainer.eval_budget(paper_like, final=False) == {"train": cap, "eval": cap}
     assert Trainer.eval_budget(paper_like, final=True) == {"train": cap, "eval": None}
+
+
+def test_quotient_and_independent_difference():
+    rng = np.random.default_rng(11)
+    works = np.repeat(np.arange(15), 3)
+    a = ev.mean_estimate(rng.normal(2.0, 0.3, 45), works)
+    b = ev.mean_estimate(rng.normal(4.0, 0.3, 45), works)
+    q = ev.quotient(a, b)
+    assert q.value == pytest.approx(a.value / b.value)
+    # delta method: se(a / b) ~ sqrt(se_a^2 + q^2 se_b^2 - 2 q cov) / b, here with independent draws
+    assert q.se == pytest.approx(math.hypot(a.se, q.value * b.se) / b.value, rel=0.3)
+    d, se = ev.independent_difference(a, b)
+    assert d == pytest.approx(a.value - b.value) and se == pytest.approx(math.hypot(a.se, b.se))

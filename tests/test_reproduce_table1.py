@@ -108,7 +108,12 @@ def test_figure2_tiny_writes_profiles_figure_and_claims(audio_shards, tmp_path):
     md = open(f"{out}/figure2.md").read()
     from tf_ada import configs
     marker = configs.table1_row("1.2", "tiny").model.encoder_receptive_field_codes  # 15 samples / hop 8
-    assert "holds" in md and f"Encoder receptive field in code steps: {marker}" in md
+    assert f"Encoder receptive field in code steps: {marker}" in md
+    assert "## Convergence checks" in md and "training NLL non-increasing in r" in md and " ± " in md
+    claims = [line for line in md.splitlines() if line.startswith("- **")]
+    assert len(claims) == 3 and all(any(f"**{v}**" in line for v in ("holds", "does not hold", "inconclusive",
+                                                                       "not run")) for line in claims)
+    assert os.path.exists(f"{out}/profile_audio_units.npz") and "eval_nll_se" in open(f"{out}/profile_audio.csv").read()
     assert os.path.getsize(f"{out}/figure2.png") > 10000
     codes = open(f"{out}/profile_codes.csv").read().splitlines()
     assert codes[0].startswith("receptive_field") and len(codes) == 1 + 4

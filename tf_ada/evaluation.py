@@ -487,6 +487,19 @@ def difference(a: Estimate, b: Estimate) -> Estimate:
     return a - b
 
 
+def quotient(a: Estimate, b: Estimate) -> Estimate:
+    """a / b on the same units (delta method): influence (u_a - (a / b) u_b) / b."""
+    a._check(b)
+    q = a.value / b.value
+    return Estimate(q, (a.influence - q * b.influence) / b.value, a.clusters)
+
+
+def independent_difference(a: Estimate, b: Estimate) -> tuple[float, float]:
+    """(a - b, its SE) for estimates on different, independent units (e.g. audio vs codes
+    excerpts): the SEs add in quadrature. Prefer `difference` whenever the units can be paired."""
+    return a.value - b.value, math.hypot(a.se, b.se)
+
+
 def verdict(diff: float, se: float, sign: int) -> str:
     """The one rule for every claim: the claim says `diff` has sign `sign` (-1: "a < b" with
     diff = a - b; +1: "a > b"). "holds" when diff * sign > 2 se, "does not hold" when
