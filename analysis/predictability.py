@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import os
 import sys
@@ -372,11 +373,14 @@ CSV_FIELDS = ["receptive_field", "train_nll", "train_nll_se", "eval_nll", "eval_
 
 
 def write_csv(path: str, results: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for r in results:
-            w.writerow({k: r.get(k, "") for k in w.fieldnames})
+    """Writes a profile (one row per receptive field) atomically."""
+    from tf_ada import fileio
+    rows = io.StringIO()
+    w = csv.DictWriter(rows, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    for r in results:
+        w.writerow({k: r.get(k, "") for k in w.fieldnames})
+    fileio.atomic_write_text(path, rows.getvalue())
 
 
 def read_csv(path: str) -> list[dict]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from reproduce import paper, table1  # noqa: E402
+from tf_ada import fileio  # noqa: E402
 
 
 def write_index(out: str, results: dict, md: str) -> str:
@@ -52,8 +52,7 @@ def write_index(out: str, results: dict, md: str) -> str:
         parts.append("</table>")
     parts.append("<h2>Table 1</h2><pre>" + html.escape(md) + "</pre>")
     path = os.path.join(out, "index.html")
-    with open(path, "w") as f:
-        f.write("\n".join(parts))
+    fileio.atomic_write_text(path, "\n".join(parts))
     return path
 
 
@@ -84,8 +83,8 @@ def main(argv=None) -> int:
     print(f"demo: table   {os.path.join(out, 'table1.md')}")
     print(f"demo: audio   {os.path.join(out, 'audio')}")
     print(f"demo: listen  {index}  (open in a browser)")
-    with open(os.path.join(out, "demo.json"), "w") as f:
-        json.dump({"minutes": (time.monotonic() - t0) / 60, "rows": list(results)}, f)
+    fileio.atomic_write_json(os.path.join(out, "demo.json"), {"minutes": (time.monotonic() - t0) / 60,
+                                                               "rows": list(results)})
     return 0
 
 

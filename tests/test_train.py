@@ -135,3 +135,4 @@ def test_multiworker_two_workers_on_localhost(audio_shards, tmp_path):
     assert [r["chief"] for r in results] == [True, False]
     assert results[0]["codebook_sum"] == results[1]["codebook_sum"]  # synchronised K-means state
     assert any(f.startswith("ckpt-2") for f in os.listdir(tmp_path / "mw" / "checkpoints"))
+    assert not [f for f in os.listdir(tmp_path / "mw") if f.startswith("worker_tmp_")]  # non-chief copies removed

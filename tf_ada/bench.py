@@ -7,7 +7,6 @@ different (noisy) machines can be compared as ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -17,6 +16,8 @@ import time
 
 import numpy as np
 import tensorflow as tf
+
+from tf_ada import fileio
 
 
 def peak_rss_mib() -> float:
@@ -57,9 +58,7 @@ def _fmt(v) -> str:
 
 def write_json(path: str, payload: dict) -> None:
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(payload, f, indent=1)
+        fileio.atomic_write_json(path, payload)
         print(f"wrote {path}")
 
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 from typing import Optional, Sequence
 
+from tf_ada import fileio
 from tf_ada.corpus.fetch import cache_dir, fetch_npm, require_tool
 from tf_ada.corpus import piano
 from tf_ada.progress import Progress
@@ -195,8 +196,7 @@ def _piece_job(args):
             if max_seconds:
                 length = min(length, max_seconds)
             os.replace(cached_wav + ".tmp.wav", cached_wav)
-            with open(meta_path, "w") as f:
-                json.dump({"midi_seconds": length}, f)
+            fileio.atomic_write_json(meta_path, {"midi_seconds": length})
         os.makedirs(os.path.dirname(out_wav), exist_ok=True)
         if os.path.exists(out_wav):
             os.remove(out_wav)
@@ -273,7 +273,6 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
       DataError: OUT/wav holds files no build wrote.
       fileio.FolderBusyError: another job is using OUT.
     """
-    from tf_ada import fileio
     for tool in ("npm", "fluidsynth", "sox"):
         require_tool(tool)
     unknown = set(sources) - set(ALL_SOURCES)
@@ -311,7 +310,7 @@ def _record_wav(out: str, name: str) -> None:
 
 def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, log) -> dict:
     """`build` with OUT locked."""
-    from tf_ada import data, fileio
+    from tf_ada import data
     wav_dir = os.path.join(out, "wav")
     owned = _owned_wavs(out)
     foreign = sorted(set(os.listdir(wav_dir)) - owned) if os.path.isdir(wav_dir) else []
