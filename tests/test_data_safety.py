@@ -183,3 +183,16 @@ def test_manifest_shard_names_outside_the_folder_are_refused(src, tmp_path, shar
     (out / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(data.DataError, match="leads outside"):
         data.shard_paths(str(out), "train")
+
+
+def test_manifest_cannot_make_a_writer_remove_other_files(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "codes"
+    data.ShardWriter(str(out), kind="codes", dtype="int16", n_classes=8, sample_rate=1).close()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["writing"] = ["../victim.txt"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(data.DataError, match="'../victim.txt' is not a shard name"):
+        data.ShardWriter(str(out), kind="codes", dtype="int16", n_classes=8, sample_rate=1)
+    assert victim.read_text() == "keep me"

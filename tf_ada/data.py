@@ -196,8 +196,9 @@ class ShardWriter:
             }
         for shard in self.manifest.pop("writing", []):  # shards of a killed run that never made the manifest
             for name in (shard, _partial_name(shard)):
-                if os.path.exists(os.path.join(out_dir, name)):
-                    os.remove(os.path.join(out_dir, name))
+                path = _own_shard_path(out_dir, name)
+                if os.path.exists(path):
+                    os.remove(path)
         if meta:
             self.manifest.update(meta)
         self.chunk_samples = int(self.manifest["chunk_samples"])
@@ -264,7 +265,7 @@ class ShardWriter:
         """Removes this folder's shards (those the manifest lists) and forgets every file, so that
         the folder is prepared again from scratch."""
         for shard in self.manifest["shards"]:
-            path = os.path.join(self.out_dir, shard)
+            path = _own_shard_path(self.out_dir, shard)
             if os.path.exists(path):
                 os.remove(path)
         self._buffers = {}
@@ -289,6 +290,17 @@ class ShardWriter:
 
 def _partial_name(shard: str) -> str:
     return f".{shard}.partial"
+
+
+SHARD_NAME = re.compile(r"\.?[A-Za-z0-9][A-Za-z0-9_-]{0,63}-\d{5}\.tfrecord(\.partial)?")
+
+
+def _own_shard_path(out_dir: str, name: str) -> str:
+    """`out_dir/name` for a shard name this writer could have made; anything else in a manifest
+    (which is untrusted) is refused before a file is removed."""
+    if not isinstance(name, str) or not SHARD_NAME.fullmatch(name):
+        raise DataError(f"{os.path.join(out_dir, MANIFEST)}: {name!r} is not a shard name; refusing to remove it")
+    return os.path.join(out_dir, name)
 
 
 def _example(chunk: np.ndarray, name: str, offset: int) -> bytes:
