@@ -197,7 +197,7 @@ def test_trainer_reports_both_protocols_and_writes_per_window_sums(audio_shards,
     from tf_ada.train import Trainer
     exp = configs.table1_row("1.2", "tiny", steps=1)
     t = Trainer(exp, audio_shards, str(tmp_path / "run"), log=lambda s: None)
-    result = t.train()  # the last step's evaluation (tiny: eval_batches 2 x batch 2 = 4 windows per split)
+    result = t.train()  # ends with an evaluation
     for split in ("train", "eval"):
         for protocol in ev.PROTOCOLS:
             for k in ("nll", "perplexity"):
@@ -214,7 +214,8 @@ def test_trainer_reports_both_protocols_and_writes_per_window_sums(audio_shards,
     with t.polyak_weights() as model:
         again = ev.evaluate_model(model, audio_shards, splits=["eval"])
     np.testing.assert_allclose(again[("eval", "full")].nll_sum, full.nll_sum, rtol=1e-5)
-    assert result["eval_max_sequences"] == 4 and t.eval_budget(final=True) == {"train": 4, "eval": 4}
+    # tiny: eval_batches 2 x batch 2 x 256 samples = 1024 timesteps -> the minimum of 2 windows
+    assert result["eval_max_sequences"] == 2 and t.eval_budget(final=True) == {"train": 2, "eval": 2}
     # paper scale (no eval_batches): bounded periodic evaluations, the whole held-out split at the end
     import dataclasses
     import types

@@ -228,14 +228,17 @@ class Trainer:
     def eval_budget(self, final: bool = False) -> dict:
         """One-second windows evaluated per split (`evaluation.select_sequences`; None: all).
 
-        A config with `eval_batches` (cpu, tiny, demo) evaluates `eval_batches * batch_size`
-        windows per split, at every evaluation. Without it (paper scale): periodic evaluations
-        read `evaluation.DEFAULT_MAX_SEQUENCES` (a full pass over 4 h held out every 5,000 steps
-        would dominate training) and the final one (the last step) the whole held-out split;
-        the training split keeps the periodic budget."""
+        A config with `eval_batches` (cpu, tiny, demo) evaluates, at every evaluation, as many
+        timesteps per split and protocol as `eval_batches` training batches hold
+        (eval_batches * batch_size * n_samples), in whole windows, at least 2 (cpu: 41 windows;
+        about 1 s of 2-core CPU time per window and protocol for a cpu-scale ADA). Without it
+        (paper scale): periodic evaluations read `evaluation.DEFAULT_MAX_SEQUENCES` (a full pass
+        over 4 h held out every 5,000 steps would dominate training) and the final one (the last
+        step) the whole held-out split; the training split keeps the periodic budget."""
         cfg = self.experiment.train
         if cfg.eval_batches is not None:
-            cap = cfg.eval_batches * cfg.batch_size
+            window = evaluation.sequence_length(data.load_manifest(self.data_dir))
+            cap = max(2, -(-cfg.eval_batches * cfg.batch_size * cfg.n_samples // window))
             return {"train": cap, "eval": cap}
         return {"train": evaluation.DEFAULT_MAX_SEQUENCES, "eval": None if final else evaluation.DEFAULT_MAX_SEQUENCES}
 
