@@ -121,7 +121,9 @@ def _forward_fn(model):
     except TypeError:
         fn = None
     if fn is None:
-        fn = tf.function(lambda x: forward(model, x), reduce_retracing=True)
+        # a weak reference: the cached function must not keep its model (the dict's key) alive
+        ref = weakref.ref(model)
+        fn = tf.function(lambda x: forward(ref(), x), reduce_retracing=True)
         try:
             _FORWARD_FNS[model] = fn
         except TypeError:
