@@ -257,6 +257,7 @@ class Trainer:
             budget = self.eval_budget(final) if max_batches is None else {s: max_batches * cfg.batch_size for s in splits}
         manifest = data.load_manifest(self.data_dir)
         names = {s: manifest.get("eval_split", "eval") if s == "eval" else s for s in splits}
+        t0 = time.monotonic()
         with self.polyak_weights():
             per_window = evaluation.evaluate_model(
                 self.model, self.data_dir, splits=[names[s] for s in splits],
@@ -264,6 +265,7 @@ class Trainer:
                 batch_timesteps=cfg.batch_size * cfg.n_samples, windows=self._eval_windows)
         per_window = {(s, p): per_window[(names[s], p)] for s in splits for p in evaluation.PROTOCOLS}
         result = {"step": self.current_step, "corpus_hash": data.corpus_hash(manifest),
+                  "eval_seconds": round(time.monotonic() - t0, 1),
                   **{f"{s}_max_sequences": budget.get(s) for s in splits}}
         for (split, protocol), res in per_window.items():
             summary = evaluation.summarize(res, protocol)
