@@ -410,7 +410,10 @@ class Estimate:
 
 
 def mean_estimate(values, clusters) -> Estimate:
-    """The mean of per-unit values `[N]` (e.g. per-sequence perplexities), influence (v_i - mean) / N."""
+    """The mean of per-unit values `[N]` (e.g. per-sequence perplexities), influence (v_i - mean) / N.
+
+    Over seeds (issue 10: "or over seeds where that is the question"): one value per seed and
+    `clusters = np.arange(n_seeds)` give the usual standard error of the mean over seeds."""
     v = np.asarray(values, np.float64)
     m = float(v.mean()) if v.size else float("nan")
     return Estimate(m, (v - m) / max(v.size, 1), np.asarray(clusters))
