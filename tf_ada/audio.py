@@ -117,7 +117,7 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Reads a recording, mixes it to mono and resamples it.
 
     Args:
-      path: a .wav, .flac, .ogg or .mp3 file (16-bit, 32-bit integer or float samples).
+      path: a .wav (8/16/24/32-bit integer or 32/64-bit float samples), .flac, .ogg or .mp3 file.
       sample_rate: output rate in Hz (16 kHz in the paper).
 
     Returns:

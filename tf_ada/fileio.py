@@ -51,6 +51,7 @@ class FolderLock:
     """
 
     def __init__(self, folder: str, job: str):
+        self._fd = None
         os.makedirs(folder, exist_ok=True)
         self.path = os.path.join(folder, LOCK_NAME)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -66,8 +67,8 @@ class FolderLock:
         os.pwrite(self._fd, f"{job}, pid {os.getpid()}".encode(), 0)
 
     def release(self) -> None:
+        """Releases the lock (closing the file releases the flock); safe to call twice."""
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
 

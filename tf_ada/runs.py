@@ -125,7 +125,10 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, prefixes: list[str], 
     for prefix in reversed(prefixes):
         try:
             status = checkpoint.restore(prefix)
-            status.expect_partial() if partial else status.assert_existing_objects_matched()
+            if partial:
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
         except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, RuntimeError) as e:  # how TF reports damage
             reason = getattr(e, "message", str(e)).strip().splitlines()[0][:160]
             damaged.append(f"{os.path.basename(prefix)} ({reason})")
