@@ -106,3 +106,12 @@ def test_hash_uniform_is_uniform_and_backend_independent():
     xla = tf.function(lambda s: ops.hash_uniform([200, 256], s), jit_compile=True)(seed).numpy()
     np.testing.assert_array_equal(u, xla)
     assert not np.array_equal(u, ops.hash_uniform([200, 256], tf.constant([7, 4])).numpy())
+
+
+def test_warmup_learning_rate_is_linear_then_constant():
+    from tf_ada.train import WarmupSchedule
+    got = [float(ops.warmup_learning_rate(s, 1e-3, 4)) for s in range(6)]
+    np.testing.assert_allclose(got, [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
+    assert float(ops.warmup_learning_rate(0, 1e-3, 0)) == pytest.approx(1e-3)
+    schedule = WarmupSchedule(1e-3, 4)
+    assert float(schedule(1)) == pytest.approx(5e-4) and schedule.get_config()["warmup_steps"] == 4

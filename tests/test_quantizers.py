@@ -196,3 +196,65 @@ def test_amae_softmax_entropy_loss_and_straight_through():
     assert abs(float(uniform.terms["diversity"])) < 1e-6
     with pytest.raises(ValueError):
         ArgmaxQuantizer(k, nonlinearity="tanh")
+
+
+def test_standardized_queries_use_batch_statistics_in_training_and_running_ones_in_evaluation():
+    """query_norm="standardize": batch normalisation without scale and offset. Training: the batch's
+    per-channel mean and variance, differentiated through; their EMA (decay gamma, set by the first
+    batch) is kept for evaluation and moves only in training."""
+    gamma = 0.9
+    layer = vq(k=16, d=4, gamma=gamma, query_norm="standardize")
+    rng = np.random.RandomState(8)
+    batches = [rng.normal(loc=3.0 + i, scale=5.0, size=(2, 50, 4)).astype(np.float32) for i in range(3)]
+    mean, var = None, None
+    for i, q in enumerate(batches):
+        flat = q.reshape(-1, 4).astype(np.float64)
+        bm, bv = flat.mean(0), flat.var(0)
+        mean, var = (bm, bv) if i == 0 else (gamma * mean + (1 - gamma) * bm, gamma * var + (1 - gamma) * bv)
+        e = layer.codebook.numpy()
+        out = layer(q, training=True)
+        z = (q - bm) / np.sqrt(bv + 1e-5)
+        np.testing.assert_array_equal(out.codes.numpy(), ((z[..., None, :] - e) ** 2).sum(-1).argmin(-1))
+        np.testing.assert_allclose(layer.query_mean.numpy(), mean, rtol=1e-4)
+        np.testing.assert_allclose(layer.query_var.numpy(), var, rtol=1e-3)
+    frozen = layer.query_mean.numpy().copy()
+    out = layer(batches[0], training=False)
+    np.testing.assert_array_equal(layer.query_mean.numpy(), frozen)
+    z = (batches[0] - mean) / np.sqrt(var + 1e-5)
+    e = layer.codebook.numpy()
+    np.testing.assert_array_equal(out.codes.numpy(), ((z[..., None, :] - e) ** 2).sum(-1).argmin(-1))
+    x = tf.constant(batches[1])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_eval = tf.reduce_sum(layer(x, training=False).quantized)
+        y_train = tf.reduce_sum(layer(x, training=True).quantized)
+    # evaluation: fixed statistics, d sum / dq = 1 / sqrt(var); training: the statistics move with
+    # the batch, so the standardised batch sums to 0 whatever q is and the gradient vanishes
+    np.testing.assert_allclose(tape.gradient(y_eval, x).numpy(), np.broadcast_to(1 / np.sqrt(var + 1e-5), x.shape),
+                               rtol=1e-4)
+    np.testing.assert_allclose(tape.gradient(y_train, x).numpy(), 0.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", ["tiny", "cpu"])
+def test_codebook_scale_matches_the_encoders_queries_after_initialisation(scale):
+    """Issue 9: the paper rows' ADA, built as a user builds it, on audio: after the first training
+    step (which initialises the query statistics and, with data_init, the codebook), the codebook's
+    RMS matches the RMS of the queries it quantises within a factor 1.25, and the first batch
+    uses many codes. Without query normalisation the fresh encoder's queries are about 3x smaller
+    than the codebook and cluster near a few codes (measured; docs/codebook_cpu.md)."""
+    from tf_ada import configs, ops
+    from tf_ada.train import build_model
+    exp = configs.table1_row("1.2", scale)
+    assert exp.model.query_norm == "standardize" and exp.model.data_init
+    ada = build_model(exp.model)
+    t = np.arange(8 * 2048).reshape(8, 2048) / 16000.0
+    rng = np.random.RandomState(9)
+    audio = sum(0.2 * np.sin(2 * np.pi * f * t + p) for f, p in rng.uniform((100, 0), (1000, 6), (3, 2)))
+    x = ops.mu_law_encode((audio * np.exp(-3 * (t % 0.5))).astype(np.float32))
+    codebook_rms = np.sqrt(np.mean(ada.quantizer.codebook.numpy() ** 2))
+    out = ada(x, training=True)
+    q = ada.quantizer.normalize(ada.encoder(x)).numpy()
+    query_rms = np.sqrt(np.mean(q ** 2))
+    for rms in (codebook_rms, np.sqrt(np.mean(ada.quantizer.codebook.numpy() ** 2))):
+        assert 1 / 1.25 < rms / query_rms < 1.25, (rms, query_rms)
+    assert out.quantizer.perplexity.numpy() > 16

@@ -64,6 +64,26 @@ def test_polyak_average_is_the_ema_of_the_weights(audio_shards, tmp_path):
         np.testing.assert_array_equal(a, x.numpy())
 
 
+def test_polyak_average_covers_the_vq_codebook(audio_shards, tmp_path):
+    """Issue 9 decision: evaluation averages the K-means codebook with the weights."""
+    exp = configs.table1_row("1.2", "tiny", steps=3)
+    t = Trainer(exp, audio_shards, str(tmp_path / "vq"), log=lambda s: None)
+    codebook = t.model.quantizer.codebook
+    d = exp.train.polyak_decay
+    expected = codebook.numpy().astype(np.float64)
+    seen = []
+    for k in (1, 2, 3):
+        t.train(steps=k, on_step=lambda step, scalars: seen.append(step))
+        expected = d * expected + (1 - d) * codebook.numpy()
+    assert seen == [1, 2, 3]
+    live = codebook.numpy().copy()
+    with t.polyak_weights() as model:
+        np.testing.assert_allclose(model.quantizer.codebook.numpy(), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(codebook.numpy(), live)
+    model, _ = load_model(str(tmp_path / "vq"))
+    np.testing.assert_allclose(model.quantizer.codebook.numpy(), expected, rtol=1e-5, atol=1e-7)
+
+
 def test_divergence_guard_keeps_last_good_checkpoint(audio_shards, tmp_path):
     exp = configs.table1_row("1.1", "tiny", steps=1)
     t = Trainer(exp, audio_shards, str(tmp_path / "d"), log=lambda s: None)

@@ -204,6 +204,8 @@ class ADAConfig:
       gamma: VQ-VAE K-means EMA decay (value not given: our 0.99).
       nu: AMAE diversity scale (value lost: our 0.1 with the normalisation of `ArgmaxQuantizer`).
       data_init, restart_dead_codes: codebook-collapse remedies (off for the paper rows).
+      query_norm: VQ-VAE query normalisation before the nearest-code search: "none" (the paper
+        as written) or "l2" (unit-length queries and codes; see `VectorQuantizerEMA`).
     """
     encoder: WaveNetConfig
     modulator: WaveNetConfig
@@ -217,11 +219,14 @@ class ADAConfig:
     nu: float = 0.1
     data_init: bool = False
     restart_dead_codes: bool = False
+    query_norm: str = "none"
     name: str = "ada"
 
     def __post_init__(self):
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {self.quantizer!r}")
+        if self.quantizer != "vq" and (self.query_norm != "none" or self.data_init or self.restart_dead_codes):
+            raise ValueError("query_norm, data_init and restart_dead_codes apply to the VQ-VAE quantiser only")
         if self.quantizer != "vq" and self.code_channels != self.n_codes:
             raise ValueError("AMAE queries have one channel per code: code_channels must equal n_codes")
         if self.encoder.output_channels != self.code_channels or self.modulator.n_input_classes != self.code_channels:
@@ -253,16 +258,30 @@ class ADAConfig:
 
 
 def ada(scale: str, quantizer: str = "vq", input_kind: str = "continuous", hop: int = 8, name: str = "ada",
-        **overrides) -> ADAConfig:
+        code_channels: Optional[int] = None, **overrides) -> ADAConfig:
     """An ADA of appendix A at `scale`: encoder and modulator 2 x 1..128 (k = 3, non-causal),
     local model 4 x 1..128 (k = 2, causal), K = 256 codes. `input_kind` applies to the encoder
-    and the local model (Table 1: "both on the encoder and decoder side")."""
+    and the local model (Table 1: "both on the encoder and decoder side").
+
+    VQ-VAEs get `VQ_REMEDIES` (standardised queries and a codebook initialised from the first
+    batch's queries; our choice against the early collapse, issue 9) unless `overrides` say
+    otherwise; `VQ_AS_WRITTEN` gives the paper's quantiser exactly as written."""
     n_codes = 256
-    d = 64 if quantizer == "vq" else n_codes
+    d = (code_channels or VQ_CODE_CHANNELS) if quantizer == "vq" else n_codes
+    if quantizer == "vq":
+        overrides = {**VQ_REMEDIES, **overrides}
     local = local_model(scale, input_kind=input_kind, conditioning=True)
     return ADAConfig(encoder=encoder(scale, input_kind=input_kind, query_channels=d),
                      modulator=modulator(scale, code_channels=d, local=local), local=local,
                      quantizer=quantizer, hop=hop, n_codes=n_codes, code_channels=d, name=name, **overrides)
+
+
+# The VQ-VAE rows' quantiser settings (issue 9, docs/codebook_cpu.md). As written in the paper, the
+# fresh encoder's queries sit about 3x inside the codebook's scale and drift in offset and scale
+# faster than the K-means codebook follows: 256 codes -> 3-8 in use within 20 steps.
+VQ_AS_WRITTEN = {"query_norm": "none", "data_init": False}
+VQ_CODE_CHANNELS = 64  # D, the VQ-VAE query size (not given in the paper)
+VQ_REMEDIES = {"query_norm": "standardize", "data_init": True}
 
 
 _CLASSES = {"WaveNetConfig": WaveNetConfig, "ADAConfig": ADAConfig}
@@ -290,6 +309,9 @@ class TrainConfig:
       batch_size: global batch (split over replicas).
       n_samples: excerpt length in timesteps (audio samples, or codes for models on codes).
       learning_rate: Adam step size (the paper's value is lost).
+      warmup_steps: the step size rises linearly from learning_rate / warmup_steps to
+        learning_rate over the first warmup_steps steps (0: none). Not in the paper; see
+        `tf_ada.ops.warmup_learning_rate`.
       steps: total optimiser steps.
       polyak_decay: decay of the exponential moving average of the weights used for evaluation.
       log_every, eval_every, checkpoint_every: intervals in steps.
@@ -299,6 +321,7 @@ class TrainConfig:
     batch_size: int = 8
     n_samples: int = 8192
     learning_rate: float = 2e-4
+    warmup_steps: int = 0
     steps: int = 500_000
     polyak_decay: float = 0.9999
     log_every: int = 100
@@ -350,13 +373,15 @@ TABLE1_ROWS = {
 def table1_train(scale: str, unconditional: bool = False, steps: Optional[int] = None) -> TrainConfig:
     """Training settings per scale. paper: app. A (500k steps; 200k for the unconditional WaveNet);
     batch, excerpt length and learning rate are not given (ours: 32 x 8192, 2e-4). cpu: sized so
-    each row trains in about 15 minutes on 2 cores. tiny: a few steps for smoke tests."""
+    each row trains in about 15 minutes on 2 cores. tiny: a few steps for smoke tests.
+    Learning-rate warm-up (our choice, not in the paper; issue 9): linear over the first 100 steps
+    at cpu scale and 5,000 at paper scale, for every row alike."""
     base = _pick(scale,
                  TrainConfig(batch_size=2, n_samples=256, learning_rate=1e-3, steps=2, polyak_decay=0.9,
                              log_every=1, eval_every=2, checkpoint_every=1, eval_batches=2),
                  TrainConfig(batch_size=8, n_samples=2048, learning_rate=1e-3, steps=600, polyak_decay=0.99,
-                             log_every=50, eval_every=600, checkpoint_every=100, eval_batches=40),
-                 TrainConfig(batch_size=32, n_samples=8192, learning_rate=2e-4,
+                             log_every=50, eval_every=600, checkpoint_every=100, eval_batches=40, warmup_steps=100),
+                 TrainConfig(batch_size=32, n_samples=8192, learning_rate=2e-4, warmup_steps=5000,
                              steps=200_000 if unconditional else 500_000, polyak_decay=0.9999,
                              log_every=100, eval_every=5000, checkpoint_every=1000))
     return dataclasses.replace(base, steps=steps) if steps is not None else base

@@ -155,3 +155,17 @@ def hash_uniform(shape, seed: tf.Tensor) -> tf.Tensor:
 
 def nats_to_bits(nats):
     return np.asarray(nats) / math.log(2.0)
+
+
+def warmup_learning_rate(step, learning_rate: float, warmup_steps: int) -> tf.Tensor:
+    """Linear warm-up: learning_rate * min(1, (step + 1) / warmup_steps) for 0-based step.
+
+    Adam's first updates move every weight by about the full step size whatever the gradient's
+    size; with a fresh encoder that shifts all VQ-VAE queries together, faster than the K-means
+    codebook (decay gamma) can follow, and codes die within a few steps (issue 9). A warm-up
+    keeps those first moves small.
+    """
+    step = tf.cast(step, tf.float32)
+    if warmup_steps <= 0:
+        return tf.constant(learning_rate, tf.float32)
+    return learning_rate * tf.minimum(1.0, (step + 1.0) / float(warmup_steps))

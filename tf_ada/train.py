@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import data, evaluation, faults, fileio, runs
+from tf_ada import data, evaluation, faults, fileio, ops, runs
 from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
 from tf_ada.models.ada import ADA
 from tf_ada.models.wavenet import WaveNet, nll_per_timestep
@@ -46,6 +46,13 @@ def build_model(config):
     return model
 
 
+def polyak_variables(model) -> list:
+    """The variables whose Polyak averages (app. A) are used for evaluation: the trainable weights,
+    plus, for a VQ-VAE, the K-means codebook (a model lists them as `polyak_variables`), so the
+    evaluated encoder, codebook and modulator are averages over the same window of steps."""
+    return list(getattr(model, "polyak_variables", model.trainable_variables))
+
+
 def model_scalars(model, x, training: bool) -> tuple[dict, tf.Tensor]:
     """(named scalars incl. "loss" and "nll", per-step NLL `[B, T]`) of a WaveNet or an ADA on x."""
     if isinstance(model, ADA):
@@ -54,6 +61,19 @@ def model_scalars(model, x, training: bool) -> tuple[dict, tf.Tensor]:
     nll_steps = nll_per_timestep(tf.cast(x, tf.int32), model(x, training=training))
     nll = tf.reduce_mean(nll_steps)
     return {"loss": nll, "nll": nll}, nll_steps
+
+
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`ops.warmup_learning_rate` as a Keras schedule (constant when warmup_steps is 0)."""
+
+    def __init__(self, learning_rate: float, warmup_steps: int = 0):
+        self.learning_rate, self.warmup_steps = float(learning_rate), int(warmup_steps)
+
+    def __call__(self, step):
+        return ops.warmup_learning_rate(step, self.learning_rate, self.warmup_steps)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
 
 
 def default_strategy() -> tf.distribute.Strategy:
@@ -90,11 +110,11 @@ class Trainer:
                 raise runs.RunError(f"{out_dir} holds a different model; choose another folder")
         with self.strategy.scope():
             self.model = build_model(experiment.model)
-            self.optimizer = keras.optimizers.Adam(cfg.learning_rate)
+            self.optimizer = keras.optimizers.Adam(WarmupSchedule(cfg.learning_rate, cfg.warmup_steps))
             self.optimizer.build(self.model.trainable_variables)
             self.polyak = [tf.Variable(v.value, trainable=False, name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                           for v in self.model.trainable_variables]
+                           for v in polyak_variables(self.model)]
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak,
@@ -126,6 +146,7 @@ class Trainer:
         decay = self.experiment.train.polyak_decay
         n_replicas = self.strategy.num_replicas_in_sync
         variables = self.model.trainable_variables
+        averaged = polyak_variables(self.model)
 
         def replica_step(x):
             with tf.GradientTape() as tape:
@@ -133,7 +154,7 @@ class Trainer:
                 loss = scalars["loss"] / n_replicas
             grads = tape.gradient(loss, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
-            for p, v in zip(self.polyak, variables):
+            for p, v in zip(self.polyak, averaged):
                 p.assign(decay * p + (1.0 - decay) * v)
             self.step.assign_add(1)
             return scalars
@@ -157,8 +178,11 @@ class Trainer:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return self.strategy.experimental_distribute_dataset(ds.with_options(options))
 
-    def train(self, steps: Optional[int] = None) -> dict:
-        """Trains until `steps` (default: the config's) total steps; returns the last evaluation."""
+    def train(self, steps: Optional[int] = None, on_step=None) -> dict:
+        """Trains until `steps` (default: the config's) total steps; returns the last evaluation.
+
+        `on_step(step, scalars)`, if given, is called after every step with the step's named
+        scalars (floats), e.g. for diagnostics that look at the model between steps."""
         cfg = self.experiment.train
         target = cfg.steps if steps is None else steps
         start_step = self.current_step
@@ -177,6 +201,8 @@ class Trainer:
                 raise DivergenceError(
                     f"{self.experiment.name}: non-finite loss at step {step} ({scalars}); stopped without saving. "
                     f"Last good checkpoint: {self.manager.latest_checkpoint or 'none yet'} (intact)")
+            if on_step is not None:
+                on_step(step, scalars)
             faults.point("train-step")
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -211,7 +237,7 @@ class Trainer:
     # --- evaluation (Polyak weights) ---
 
     def _swap_polyak(self):
-        for p, v in zip(self.polyak, self.model.trainable_variables):
+        for p, v in zip(self.polyak, polyak_variables(self.model)):
             tmp = tf.identity(v.value)
             v.assign(p)
             p.assign(tmp)
@@ -324,7 +350,7 @@ def load_model(out_dir: str, polyak: bool = True):
         raise runs.RunError(f"{out_dir}: no experiment.json; not a tf-ada run folder")
     experiment = runs.read_experiment(path)
     model = build_model(experiment.model)
-    polyak_vars = [tf.Variable(v.value, trainable=False) for v in model.trainable_variables]
+    polyak_vars = [tf.Variable(v.value, trainable=False) for v in polyak_variables(model)]
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step)
     prefixes = runs.checkpoint_prefixes(os.path.join(out_dir, "checkpoints"))
@@ -332,6 +358,6 @@ def load_model(out_dir: str, polyak: bool = True):
         raise runs.RunError(f"{out_dir}: no checkpoint in checkpoints/")
     runs.restore_newest_intact(ckpt, prefixes, partial=True)
     if polyak:
-        for v, p in zip(model.trainable_variables, polyak_vars):
+        for v, p in zip(polyak_variables(model), polyak_vars):
             v.assign(p)
     return model, experiment

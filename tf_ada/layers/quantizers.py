@@ -45,6 +45,9 @@ def _replica_sum(values):
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
+QUERY_NORMS = ("none", "l2", "standardize")
+
+
 class VectorQuantizerEMA(keras.layers.Layer):
     """VQ-VAE bottleneck with an exponentially smoothed K-means codebook (sec. 3.1, Eq. 1).
 
@@ -76,6 +79,19 @@ class VectorQuantizerEMA(keras.layers.Layer):
         randomly chosen queries of that batch.
       restart_dead_codes: (off for the paper rows) codes whose smoothed count N_k falls below
         `dead_threshold` are moved to random queries of the current batch.
+      query_norm: how queries are normalised before the nearest-code search (not in the paper;
+        our remedy for the early collapse, see the README):
+        "none": the paper as written.
+        "l2": unit-length queries (q <- q / ||q||, ViT-VQGAN's l2-normalised codes, Yu et al.
+          2022); the codebook starts as K random unit vectors.
+        "standardize": every channel standardised, q <- (q - mu) / sqrt(var + 1e-5), as batch
+          normalisation without learned scale and offset (Ioffe & Szegedy 2015): in training mu
+          and var are the batch's statistics over all replicas, differentiated through; in
+          evaluation, their running averages (decay gamma, set by the first training batch).
+          The codebook starts as N(0, 1) draws, the scale of the standardised queries. The
+          queries then keep unit variance per channel: neither the encoder's offset and scale
+          drifting away from the codebook nor the commitment term shrinking all queries onto
+          one code can happen, the two ways codes died within 50 steps (issue 9).
 
     The EMA statistics change only when `training=True`. Under a distribution strategy, the
     per-code counts and sums are summed over replicas before the update, so every replica holds
@@ -84,18 +100,26 @@ class VectorQuantizerEMA(keras.layers.Layer):
 
     def __init__(self, n_codes: int, code_channels: int, beta: float = 0.25, gamma: float = 0.99,
                  epsilon: float = 1e-5, data_init: bool = False, restart_dead_codes: bool = False,
-                 dead_threshold: float = 1e-3, **kwargs):
+                 dead_threshold: float = 1e-3, query_norm: str = "none", **kwargs):
         super().__init__(**kwargs)
         self.n_codes, self.code_channels = int(n_codes), int(code_channels)
         self.beta, self.gamma, self.epsilon = float(beta), float(gamma), float(epsilon)
         self.data_init, self.restart_dead_codes = bool(data_init), bool(restart_dead_codes)
         self.dead_threshold = float(dead_threshold)
+        if query_norm not in QUERY_NORMS:
+            raise ValueError(f"query_norm must be one of {QUERY_NORMS}, got {query_norm!r}")
+        self.query_norm = query_norm
         # The EMA state starts consistent with the codebook: N_k = 1 and m_k = e_k N_k, so the first
         # K-means step (below) moves e_k only by what its code is assigned, and an unused code
         # stays exactly where it was (N_k, m_k both shrink by gamma; their ratio is unchanged up to
         # the Laplace smoothing). The random draw is made once and shared by both variables.
-        limit = 1.0 / math.sqrt(self.code_channels)
-        start = keras.initializers.RandomUniform(-limit, limit)((self.n_codes, self.code_channels))
+        if query_norm == "l2":  # unit vectors, the scale of the normalised queries
+            start = tf.math.l2_normalize(keras.initializers.RandomNormal()((self.n_codes, self.code_channels)), -1)
+        elif query_norm == "standardize":  # the scale of standardised queries
+            start = keras.initializers.RandomNormal(stddev=1.0)((self.n_codes, self.code_channels))
+        else:
+            limit = 1.0 / math.sqrt(self.code_channels)
+            start = keras.initializers.RandomUniform(-limit, limit)((self.n_codes, self.code_channels))
         self.codebook = self.add_weight(name="codebook", shape=(self.n_codes, self.code_channels),
                                         initializer=lambda shape, dtype=None: start, trainable=False,
                                         aggregation="mean")
@@ -106,6 +130,13 @@ class VectorQuantizerEMA(keras.layers.Layer):
                                         aggregation="mean")
         self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False,
                                            aggregation="mean")
+        if query_norm == "standardize":
+            self.query_mean = self.add_weight(name="query_mean", shape=(self.code_channels,), initializer="zeros",
+                                              trainable=False, aggregation="mean")
+            self.query_var = self.add_weight(name="query_var", shape=(self.code_channels,), initializer="ones",
+                                             trainable=False, aggregation="mean")
+            self.query_stats_seen = self.add_weight(name="query_stats_seen", shape=(), initializer="zeros",
+                                                    trainable=False, aggregation="mean")
         self.built = True
 
     def build(self, input_shape):
@@ -114,7 +145,8 @@ class VectorQuantizerEMA(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "n_codes": self.n_codes, "code_channels": self.code_channels,
                 "beta": self.beta, "gamma": self.gamma, "epsilon": self.epsilon, "data_init": self.data_init,
-                "restart_dead_codes": self.restart_dead_codes, "dead_threshold": self.dead_threshold}
+                "restart_dead_codes": self.restart_dead_codes, "dead_threshold": self.dead_threshold,
+                "query_norm": self.query_norm}
 
     def distances(self, flat: tf.Tensor, codebook: Optional[tf.Tensor] = None) -> tf.Tensor:
         """Squared Euclidean distances `[N, K]` of queries `[N, D]` to the codebook `[K, D]`
@@ -123,12 +155,40 @@ class VectorQuantizerEMA(keras.layers.Layer):
         return (tf.reduce_sum(flat ** 2, 1, keepdims=True) - 2.0 * tf.matmul(flat, e, transpose_b=True)
                 + tf.reduce_sum(e ** 2, 1)[None, :])
 
+    def normalize(self, q: tf.Tensor, training=False) -> tf.Tensor:
+        """The queries `[..., D]` as they are quantised (see `query_norm`). With "standardize" and
+        training=True, this uses and records the batch's statistics."""
+        if self.query_norm == "l2":
+            return tf.math.l2_normalize(q, -1, epsilon=1e-12)
+        if self.query_norm == "standardize":
+            if training:
+                mean, var = self._batch_stats(tf.reshape(q, [-1, self.code_channels]))
+            else:
+                mean, var = tf.convert_to_tensor(self.query_mean), tf.convert_to_tensor(self.query_var)
+            return (q - mean) * tf.math.rsqrt(var + 1e-5)
+        return q
+
+    def _batch_stats(self, flat: tf.Tensor):
+        """Per-channel mean and variance `[D]` of queries `[N, D]` over all replicas (differentiable);
+        their running averages (decay gamma; the first batch sets them) are updated on the way."""
+        n = tf.cast(tf.shape(flat)[0], flat.dtype)
+        total, total_sq, count = _replica_sum([tf.reduce_sum(flat, 0), tf.reduce_sum(tf.square(flat), 0), n])
+        mean = total / count
+        var = tf.maximum(total_sq / count - tf.square(mean), 0.0)
+        w = tf.where(self.query_stats_seen > 0.5, 1.0 - self.gamma, 1.0)
+        self.query_mean.assign((1.0 - w) * self.query_mean + w * tf.stop_gradient(mean))
+        self.query_var.assign((1.0 - w) * self.query_var + w * tf.stop_gradient(var))
+        self.query_stats_seen.assign(1.0)
+        return mean, var
+
     def lookup(self, codes: tf.Tensor) -> tf.Tensor:
         """Codebook vectors of int codes `[...]` -> `[..., D]`."""
         return tf.gather(tf.convert_to_tensor(self.codebook), codes)
 
     def call(self, q: tf.Tensor, training=False) -> QuantizerOutput:
-        """q: float32 `[B, T, D]` queries -> `QuantizerOutput`."""
+        """q: float32 `[B, T, D]` queries -> `QuantizerOutput`; with a `query_norm`, q is normalised
+        first and `quantized`, the terms and the codebook live in the normalised space."""
+        q = self.normalize(q, training=training)
         flat = tf.reshape(q, [-1, self.code_channels])
         if training and self.data_init:
             self._maybe_data_init(flat)
@@ -179,15 +239,15 @@ class VectorQuantizerEMA(keras.layers.Layer):
         return picked
 
     def _maybe_data_init(self, flat):
-        def init():
-            picked = self._random_queries(flat)
-            self.codebook.assign(picked)
-            self.ema_sums.assign(picked)
-            self.ema_counts.assign(tf.ones([self.n_codes]))
-            self.initialized.assign(1.0)
-            return tf.constant(0)
-
-        tf.cond(self.initialized > 0.5, lambda: tf.constant(0), init)
+        """On the first training batch, codebook <- K random queries of the batch (N_k = 1, m_k = e_k).
+        No tf.cond: a cross-replica all-reduce may not run inside one, so the draw is made every
+        step and kept only on the first."""
+        picked = self._random_queries(flat)
+        fresh = self.initialized < 0.5
+        self.codebook.assign(tf.where(fresh, picked, self.codebook))
+        self.ema_sums.assign(tf.where(fresh, picked, self.ema_sums))
+        self.ema_counts.assign(tf.where(fresh, tf.ones_like(self.ema_counts), self.ema_counts))
+        self.initialized.assign(1.0)
 
 
 class ArgmaxQuantizer(keras.layers.Layer):

@@ -94,7 +94,7 @@ class ADA(keras.Model):
         if c.quantizer == "vq":
             self.quantizer = VectorQuantizerEMA(c.n_codes, c.code_channels, beta=c.beta, gamma=c.gamma,
                                                 data_init=c.data_init, restart_dead_codes=c.restart_dead_codes,
-                                                name="quantizer")
+                                                query_norm=c.query_norm, name="quantizer")
         else:
             self.quantizer = ArgmaxQuantizer(c.n_codes, nu=c.nu, name="quantizer",
                                              nonlinearity="softmax" if c.quantizer == "amae_softmax" else "relu")
