@@ -143,6 +143,36 @@ def plot(rows: list, path: str, title: str = "") -> None:
     plt.close(fig)
 
 
+def read_rows(out_dir: str) -> list:
+    """The per-step rows a run wrote (health.jsonl), in step order."""
+    with open(os.path.join(out_dir, "health.jsonl")) as f:
+        rows = {}
+        for line in f:
+            row = json.loads(line)
+            rows[row["step"]] = row  # a resumed run repeats no step, but keep the last if it did
+    return [rows[s] for s in sorted(rows)]
+
+
+def plot_compare(runs: dict, path: str) -> None:
+    """Codes in use per batch and the reliance on the codes against step, one line per run
+    ({label: folder})."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for label, folder in runs.items():
+        rows = read_rows(folder)
+        axes[0].plot([r["step"] for r in rows], [r["codes_in_use"] for r in rows], label=label, lw=1)
+        probed = [r for r in rows if "reliance" in r]
+        axes[1].plot([r["step"] for r in probed], [r["reliance"] for r in probed], label=label, marker=".", lw=1)
+    axes[0].set(xlabel="step", ylabel="codes in use in the training batch", yscale="log")
+    axes[1].set(xlabel="step", ylabel="NLL(constant code) - NLL(codes), nats/timestep")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def _parse_value(text: str):
     try:
         return json.loads(text)
