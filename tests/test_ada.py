@@ -72,3 +72,17 @@ def test_paper_ada_sizes():
     assert configs.table1_row("1.2", "paper").train.steps == 500_000
     roundtrip = configs.config_from_dict(configs.config_to_dict(c))
     assert roundtrip == c
+
+
+def test_encoder_mean_pools_each_hop_of_the_stack_output():
+    """Sec. 3.3: the queries are the mean over each hop of the encoder stack's output (not every
+    hop-th frame, nor a sum)."""
+    ada = ADA(configs.ada("tiny", quantizer="vq", hop=8))
+    x = np.random.RandomState(4).randint(0, 256, (2, 64)).astype(np.int32)
+    queries = ada.encoder(x).numpy()
+    frames = ada.encoder.stack(x).numpy()  # [B, T, D]
+    b, t, d = frames.shape
+    expected = frames.reshape(b, t // 8, 8, d).mean(axis=2)
+    assert queries.shape == (2, 8, d)
+    np.testing.assert_allclose(queries, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(queries, frames[:, ::8], atol=1e-3)
