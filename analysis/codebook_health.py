@@ -173,6 +173,39 @@ def plot_compare(runs: dict, path: str) -> None:
     plt.close(fig)
 
 
+def tensorboard_scalars(run_dir: str, tags=("train/codes_in_use", "train/perplexity")) -> dict:
+    """{tag: [(step, value), ...]} read from a Trainer run folder's TensorBoard events (the train
+    scalars are means over each `log_every` interval)."""
+    import glob
+    out = {tag: {} for tag in tags}
+    for path in sorted(glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag in out:
+                    out[value.tag][event.step] = float(tf.make_ndarray(value.tensor))
+    return {tag: sorted(points.items()) for tag, points in out.items()}
+
+
+def plot_rows(runs: dict, path: str) -> None:
+    """Codes in use and perplexity of the training batches against step for Trainer run folders
+    ({label: run folder}), e.g. Table 1's VQ-VAE rows."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for label, folder in runs.items():
+        curves = tensorboard_scalars(folder)
+        for ax, tag in zip(axes, ("train/codes_in_use", "train/perplexity")):
+            points = curves[tag]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
+    axes[0].set(xlabel="step", ylabel="codes in use per batch (mean over 50 steps)", yscale="log")
+    axes[1].set(xlabel="step", ylabel="batch perplexity (mean over 50 steps)", yscale="log")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def _parse_value(text: str):
     try:
         return json.loads(text)

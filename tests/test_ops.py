@@ -115,3 +115,11 @@ def test_warmup_learning_rate_is_linear_then_constant():
     assert float(ops.warmup_learning_rate(0, 1e-3, 0)) == pytest.approx(1e-3)
     schedule = WarmupSchedule(1e-3, 4)
     assert float(schedule(1)) == pytest.approx(5e-4) and schedule.get_config()["warmup_steps"] == 4
+
+
+def test_shortened_table1_runs_keep_a_proportional_warmup():
+    from tf_ada import configs
+    assert configs.table1_train("cpu").warmup_steps == 100
+    assert configs.table1_train("cpu", steps=30).warmup_steps == 5  # the demo's runs
+    assert configs.table1_train("cpu", steps=6000).warmup_steps == 100
+    assert configs.table1_train("tiny").warmup_steps == 0
