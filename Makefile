@@ -15,7 +15,7 @@ APT_GET  ?= apt-get
 LDCONFIG ?= ldconfig
 IS_ROOT  ?= $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: demo test system-deps venv clean bench
+.PHONY: demo test system-deps venv clean bench mutate
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ test: $(STAMP) system-deps
 
 bench: $(STAMP)
 	$(BIN)/python -m tf_ada.bench data
+
+# Mutation testing (issue 14; not part of make test, a few minutes): every one-line mutation of a paper
+# detail listed in tests/mutate.py is applied to a temporary copy of HEAD (never the working tree)
+# and must make its named tests fail; prints killed/survived and the kill rate, fails if any survives.
+mutate: $(STAMP)
+	nice -n 19 $(BIN)/python tests/mutate.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

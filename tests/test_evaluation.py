@@ -101,6 +101,17 @@ def test_per_sequence_perplexity_underestimates_at_hop_64():
     assert out[8][0] > 0.9 * out[8][1]
 
 
+def test_the_paper_protocol_averages_perplexity_per_sequence_and_full_context_pools_it():
+    """Table 1 caption: under the 1-s protocol the perplexity is computed within each sequence and
+    averaged; full context pools the usage. Two sequences each using one (different) code: 1 vs 2."""
+    counts = np.array([[4, 0, 0], [0, 4, 0]])
+    r = ev.Results(np.array(["a", "b"]), np.array(["w", "v"]), np.array([0, 0]), np.array([1.0, 1.0]),
+                   np.array([32, 32]), counts)
+    assert ev.perplexity_estimate(r, "paper").value == pytest.approx(1.0)
+    assert ev.perplexity_estimate(r, "full").value == pytest.approx(2.0)
+    assert ev.perplexity_estimate(ev.Results(r.recording, r.work, r.start, r.nll_sum, r.count), "paper") is None
+
+
 def test_verdict_rule():
     assert ev.verdict(-0.5, 0.2, -1) == ev.HOLDS
     assert ev.verdict(-0.3, 0.2, -1) == ev.INCONCLUSIVE  # 1.5 SE

@@ -31,8 +31,10 @@ def test_nearest_code_matches_numpy():
     np.testing.assert_allclose(out.loss.numpy(), 0.25 * commitment, rtol=1e-5)
 
 
-def test_ema_update_and_laplace_smoothing_match_numpy():
-    gamma, eps, k = 0.9, 1e-5, 6
+@pytest.mark.parametrize("eps", [1e-5, 0.5], ids=["paper_eps", "large_eps"])
+def test_ema_update_and_laplace_smoothing_match_numpy(eps):
+    # a large epsilon makes the smoothing visible: with 1e-5 it changes the codebook by < 1e-5
+    gamma, k = 0.9, 6
     layer = vq(k=k, gamma=gamma, epsilon=eps)
     n0, m0 = layer.ema_counts.numpy().copy(), layer.ema_sums.numpy().copy()
     q = queries(2, (4, 8, 3))
