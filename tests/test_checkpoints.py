@@ -88,6 +88,21 @@ def test_garbage_index_is_rebuilt_from_the_files_and_no_step_is_lost(audio_shard
     assert [f for f in ckpt_files(run) if f.endswith(".index")] == [f"ckpt-{n}.index" for n in (1, 2, 3, 4)]
 
 
+def test_after_a_rebuild_later_sessions_rotate_their_own_checkpoints(audio_shards, run):
+    """Review finding: the manager's own index never lists the recovered checkpoints, which must not
+    make every later start rebuild the index again (nothing would ever be rotated)."""
+    with open(os.path.join(run, "checkpoints", "checkpoint"), "w") as f:
+        f.write("garbage\n")
+    Trainer(tiny_experiment(), audio_shards, run, log=lambda s: None).train(steps=7)
+    indexes = lambda: [f for f in ckpt_files(run) if f.endswith(".index")]  # noqa: E731
+    assert indexes() == [f"ckpt-{n}.index" for n in (1, 2, 3, 5, 6, 7)]  # 4 rotated out, 1-3 kept
+    logs = []
+    t = Trainer(tiny_experiment(), audio_shards, run, log=logs.append)
+    assert t.current_step == 7 and not any("rebuilt" in line for line in logs)
+    t.train(steps=8)
+    assert indexes() == [f"ckpt-{n}.index" for n in (1, 2, 3, 6, 7, 8)]
+
+
 def test_index_missing_a_checkpoint_is_rebuilt(audio_shards, run):
     os.remove(os.path.join(run, "checkpoints", "checkpoint"))
     logs = []

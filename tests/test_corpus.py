@@ -190,3 +190,12 @@ def test_works_rendered_from_two_sources_are_one_work():
         for seed in range(5):
             splits = build.choose_splits(pieces, 0.3, seed=seed)
             assert splits[pieces[0].name + ".wav"] == splits[pieces[1].name + ".wav"]
+
+
+def test_a_group_with_one_work_is_never_held_out_whole():
+    one_each = [build.Piece("jam", "a.mid", "a.mid", True), build.Piece("quartets", "q.mxl", "q", False)]
+    assert set(build.choose_splits(one_each, 0.0, seed=0).values()) == {"train"}
+    three = one_each + [build.Piece("jam", "b.mid", "b.mid", True)]
+    splits = build.choose_splits(three, 0.0, seed=0)
+    assert splits["quartets__q.wav"] == "train"  # the only non-piano work stays in training
+    assert sorted(splits.values()) == ["eval", "train", "train"]

@@ -38,7 +38,8 @@ def test_prepare_reports_bad_files_and_writes_manifest(recordings, tmp_path):
                 ex = tf.train.Example.FromString(rec.numpy())
                 name = ex.features.feature["source"].bytes_list.value[0].decode()
                 off = ex.features.feature["offset"].int64_list.value[0]
-                seqs.setdefault(name, {})[off] = np.frombuffer(ex.features.feature["data"].bytes_list.value[0], np.uint8)
+                raw = ex.features.feature["data"].bytes_list.value[0]
+                seqs.setdefault(name, {})[off] = np.frombuffer(raw, np.uint8)
     flac = np.concatenate([seqs["stereo44k.flac"][k] for k in sorted(seqs["stereo44k.flac"])])
     np.testing.assert_array_equal(flac, ops.mu_law_encode(load_audio(str(recordings / "stereo44k.flac"))).numpy())
     assert sorted(seqs["stereo44k.flac"]) == [0, 8000, 16000, 24000, 32000]
@@ -140,7 +141,8 @@ def test_excerpts_are_contiguous_slices_with_context(code_shards):
     x = np.concatenate(batches)
     diffs = (x[:, 1:] - x[:, :-1]) % 300
     assert np.all(diffs == 1)  # every excerpt is a contiguous slice of one record
-    again = np.concatenate(list(data.excerpt_dataset(path, 96, 8, left_context=32, seed=3).take(20).as_numpy_iterator()))
+    again = data.excerpt_dataset(path, 96, 8, left_context=32, seed=3).take(20)
+    again = np.concatenate(list(again.as_numpy_iterator()))
     np.testing.assert_array_equal(x, again)
     assert len(np.unique(x[:, 0])) > 20  # offsets vary
 
@@ -187,3 +189,20 @@ def test_corpus_hash_depends_on_works_splits_and_audio_not_formatting():
     assert data.corpus_hash({"files": changed}) != base
     regrouped = {**files, "b.wav": dict(files["b.wav"], piece="w1")}
     assert data.corpus_hash({"files": regrouped}) != base
+
+
+def test_prepare_splits_by_the_works_it_is_given(tmp_path):
+    """PrepareOptions.pieces names the works: movements of one work share a split and a cluster."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        for m in range(2):
+            write_audio(str(src / f"w{i}_m{m}.wav"), tone(1.2, 16000, 200 + 50 * i), 16000)
+    pieces = {f"w{i}_m{m}.wav": f"work{i}" for i in range(6) for m in range(2)}
+    options = data.PrepareOptions(eval_fraction=0.3, seed=3, min_seconds=0.5, pieces=pieces)
+    manifest = data.prepare(str(src), str(tmp_path / "out"), options, log=lambda s: None)
+    files = manifest["files"]
+    for i in range(6):
+        assert files[f"w{i}_m0.wav"]["split"] == files[f"w{i}_m1.wav"]["split"]
+        assert files[f"w{i}_m0.wav"]["piece"] == f"work{i}"
+    assert {f["split"] for f in files.values()} == {"train", "eval"}

@@ -260,3 +260,10 @@ def test_codebook_scale_matches_the_encoders_queries_after_initialisation(scale)
     for rms in (codebook_rms, np.sqrt(np.mean(ada.quantizer.codebook.numpy() ** 2))):
         assert 1 / 1.25 < rms / query_rms < 1.25, (rms, query_rms)
     assert out.quantizer.perplexity.numpy() > 16
+
+
+def test_data_init_draws_distinct_queries():
+    layer = vq(k=64, d=4, data_init=True, gamma=1.0)
+    q = queries(10, (1, 80, 4))  # 80 distinct queries for 64 codes
+    layer(q, training=True)
+    assert len(np.unique(layer.codebook.numpy(), axis=0)) == 64

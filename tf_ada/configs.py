@@ -205,7 +205,8 @@ class ADAConfig:
       nu: AMAE diversity scale (value lost: our 0.1 with the normalisation of `ArgmaxQuantizer`).
       data_init, restart_dead_codes: codebook-collapse remedies (off for the paper rows).
       query_norm: VQ-VAE query normalisation before the nearest-code search: "none" (the paper
-        as written) or "l2" (unit-length queries and codes; see `VectorQuantizerEMA`).
+        as written), "l2" (unit-length queries and codes) or "standardize" (per-channel batch
+        normalisation without scale and offset; the VQ rows' choice); see `VectorQuantizerEMA`.
     """
     encoder: WaveNetConfig
     modulator: WaveNetConfig
@@ -315,7 +316,9 @@ class TrainConfig:
       steps: total optimiser steps.
       polyak_decay: decay of the exponential moving average of the weights used for evaluation.
       log_every, eval_every, checkpoint_every: intervals in steps.
-      eval_batches: cap on evaluation batches per split (None: the whole held-out split).
+      eval_batches: evaluation budget: as many timesteps per split as this many training batches,
+        in 1-s windows (None: `evaluation.DEFAULT_MAX_SEQUENCES` windows periodically and the
+        whole held-out split at the last step; see `Trainer.eval_budget`).
       seed: data order and crops.
     """
     batch_size: int = 8

@@ -347,7 +347,8 @@ def find_recordings(src: str) -> list[Recording]:
                     recs = []
                     for line, row in enumerate(reader, start=2):
                         where = f"{csv_path}, line {line}"
-                        recs.append(Recording(name=row["audio_filename"], path=inside(src, row["audio_filename"], where),
+                        recs.append(Recording(name=row["audio_filename"],
+                                              path=inside(src, row["audio_filename"], where),
                                               piece=row.get("canonical_title") or row["audio_filename"],
                                               split=check_split_name(row["split"], where)))
                     return recs
@@ -412,15 +413,20 @@ def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
     """
     src_real, out_real = os.path.realpath(src), os.path.realpath(out)
     if os.path.commonpath([src_real, out_real]) == src_real:
-        raise DataError(f"{out}: the output folder is the source folder or inside it ({src}); choose a folder outside it")
+        raise DataError(f"{out}: the output folder is the source folder or inside it ({src}); "
+                        "choose a folder outside it")
     recs = find_recordings(src)
     if not recs:
         raise DataError(f"{src}: no recordings ({', '.join(AUDIO_EXTENSIONS)}) found")
+    if options.pieces:  # works named by the caller: they decide the split and the SE clusters
+        recs = [dataclasses.replace(r, piece=options.pieces.get(r.name, r.piece)) for r in recs]
     for name, split in (options.split_overrides or {}).items():
         check_split_name(split, f"split override for {name!r}")
     settings = {"seed": options.seed, "eval_fraction": options.eval_fraction,
                 "split_overrides_sha256": hashlib.sha256(
                     json.dumps(options.split_overrides or {}, sort_keys=True).encode()).hexdigest()}
+    if options.pieces:
+        settings["pieces_sha256"] = hashlib.sha256(json.dumps(options.pieces, sort_keys=True).encode()).hexdigest()
     writer = ShardWriter(out, kind="audio", dtype="uint8", n_classes=ops.QUANTIZATION_CHANNELS,
                          sample_rate=options.sample_rate, chunk_samples=options.chunk_samples,
                          shard_samples=options.shard_samples)
@@ -485,7 +491,7 @@ def _prepare_into(writer: ShardWriter, manifest: dict, src: str, recs: list, opt
                     f"{100 * level['clipped_fraction']:.2f}% of its samples are clipped (use --normalize to scale it)")
             codes = ops.mu_law_encode(audio).numpy()
             writer.add(rec.name, planned[rec.name], codes, {
-                "source": os.path.abspath(rec.path), "piece": (options.pieces or {}).get(rec.name, rec.piece),
+                "source": os.path.abspath(rec.path), "piece": rec.piece,
                 "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path), **level})
             faults.point("file-added")
             audio_seconds += n / options.sample_rate

@@ -77,7 +77,7 @@ def checkpoint_prefixes(ckpt_dir: str) -> list[str]:
 
 
 def reconcile_index(ckpt_dir: str, log: Callable[[str], None] = print) -> list[str]:
-    """Makes `ckpt_dir/checkpoint` list exactly the checkpoints on disk, newest last, so that a
+    """Makes `ckpt_dir/checkpoint` sound (listing only checkpoints on disk, the newest last), so that a
     `tf.train.CheckpointManager` sees (and resumes from, and only ever deletes) the run's own
     checkpoints. An unreadable or wrong index is rebuilt, and the rebuild is logged. A rebuilt
     index carries no timestamps, so the manager keeps the recovered checkpoints (it never deletes
@@ -95,10 +95,15 @@ def reconcile_index(ckpt_dir: str, log: Callable[[str], None] = print) -> list[s
     except Exception:  # noqa: BLE001  (any parse failure means: rebuild it)
         state = None
     names = [os.path.basename(p) for p in prefixes]
-    if state is not None and [os.path.basename(p) for p in state.all_model_checkpoint_paths] == names \
+    # a sound index lists only checkpoints that exist and names the newest as the latest; it need
+    # not list older recovered ones (after a rebuild the manager lists only those it wrote itself,
+    # and rebuilding again on every start would stop it from ever rotating its own)
+    if state is not None and state.all_model_checkpoint_paths \
+            and set(os.path.basename(p) for p in state.all_model_checkpoint_paths) <= set(names) \
             and os.path.basename(state.model_checkpoint_path) == names[-1]:
         return prefixes
-    why = "is missing" if not os.path.exists(index) else ("is unreadable" if state is None else "disagrees with the files")
+    why = ("is missing" if not os.path.exists(index)
+           else "is unreadable" if state is None else "disagrees with the files")
     lines = [f'model_checkpoint_path: "{names[-1]}"'] + [f'all_model_checkpoint_paths: "{n}"' for n in names]
     fileio.atomic_write_text(index, "\n".join(lines) + "\n")  # TensorFlow's CheckpointState text format
     log(f"train: {index} {why}; rebuilt it from the checkpoint files ({', '.join(names)})")
@@ -129,7 +134,8 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, prefixes: list[str], 
                 status.expect_partial()
             else:
                 status.assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, RuntimeError) as e:  # how TF reports damage
+        # how TF reports damage
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, RuntimeError) as e:
             reason = getattr(e, "message", str(e)).strip().splitlines()[0][:160]
             damaged.append(f"{os.path.basename(prefix)} ({reason})")
             continue

@@ -102,7 +102,8 @@ class Trainer:
         self.is_chief = _is_chief(self.strategy)
         cfg = experiment.train
         if cfg.batch_size % self.strategy.num_replicas_in_sync:
-            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by {self.strategy.num_replicas_in_sync} replicas")
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by "
+                             f"{self.strategy.num_replicas_in_sync} replicas")
         existing = os.path.join(out_dir, "experiment.json")
         if os.path.exists(existing):
             saved = runs.read_experiment(existing)
@@ -112,7 +113,8 @@ class Trainer:
             self.model = build_model(experiment.model)
             self.optimizer = keras.optimizers.Adam(WarmupSchedule(cfg.learning_rate, cfg.warmup_steps))
             self.optimizer.build(self.model.trainable_variables)
-            self.polyak = [tf.Variable(v.value, trainable=False, name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
+            self.polyak = [tf.Variable(v.value, trainable=False,
+                                       name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
                            for v in polyak_variables(self.model)]
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -154,8 +156,12 @@ class Trainer:
                 loss = scalars["loss"] / n_replicas
             grads = tape.gradient(loss, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
+            # the average starts at the weights after the first step, not at the initial ones
+            # (with decay 0.9999 the initial weights, or a codebook that data init replaced at
+            # step 1, would still be 61% of the average at step 5,000)
+            d = tf.where(self.step > 0, decay, 0.0)
             for p, v in zip(self.polyak, averaged):
-                p.assign(decay * p + (1.0 - decay) * v)
+                p.assign(d * p + (1.0 - d) * v)
             self.step.assign_add(1)
             return scalars
 
@@ -217,7 +223,8 @@ class Trainer:
                     tf.summary.scalar("train/steps_per_s", rate)
                 terms = " ".join(f"{k} {v:.4f}" for k, v in means.items())
                 self.log(f"train: {self.experiment.name} step {step}/{target} {terms} | {rate:.2f} steps/s "
-                         f"({rate * cfg.batch_size * cfg.n_samples:,.0f} timesteps/s) ETA {(target - step) / max(rate, 1e-9):,.0f}s")
+                         f"({rate * cfg.batch_size * cfg.n_samples:,.0f} timesteps/s) "
+                         f"ETA {(target - step) / max(rate, 1e-9):,.0f}s")
                 sums, n_sum = {}, 0
             if step % cfg.checkpoint_every == 0 or step == target:
                 self.save()
@@ -280,7 +287,8 @@ class Trainer:
         `max_batches * batch_size` for both splits, else `eval_budget(final)`."""
         cfg = self.experiment.train
         if budget is None:
-            budget = self.eval_budget(final) if max_batches is None else {s: max_batches * cfg.batch_size for s in splits}
+            budget = (self.eval_budget(final) if max_batches is None
+                      else {s: max_batches * cfg.batch_size for s in splits})
         manifest = data.load_manifest(self.data_dir)
         names = {s: manifest.get("eval_split", "eval") if s == "eval" else s for s in splits}
         t0 = time.monotonic()

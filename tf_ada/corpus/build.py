@@ -255,7 +255,7 @@ def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
             if ws[0] not in held and work_seconds[ws] <= target:
                 held.add(ws[0])
                 have += work_seconds[ws]
-        if not held & {w for w, _ in group} and len(works) > 1:
+        if not held & {w for w, _ in group} and len(group) > 1:
             held.add(min(group, key=lambda ws: (work_seconds[ws], unit_hash(seed, ws[0])))[0])
     return {p.name + ".wav": ("eval" if p.work in held else "train") for p in pieces}
 

@@ -229,8 +229,14 @@ class VectorQuantizerEMA(keras.layers.Layer):
         self.codebook.assign(codebook)
 
     def _random_queries(self, flat):
-        """K queries drawn from this batch (replica 0's, shared with all replicas)."""
-        idx = tf.random.uniform([self.n_codes], maxval=tf.shape(flat)[0], dtype=tf.int32)
+        """K distinct queries of this batch (replica 0's, shared with all replicas): without
+        replacement, so no two codes start equal (the first of two equal codes would win every
+        argmin and the other would never move); with replacement only if the batch has fewer
+        than K queries."""
+        n = tf.shape(flat)[0]
+        idx = tf.cond(n >= self.n_codes,
+                      lambda: tf.random.shuffle(tf.range(n))[:self.n_codes],
+                      lambda: tf.random.uniform([self.n_codes], maxval=n, dtype=tf.int32))
         picked = tf.gather(flat, idx)
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
@@ -299,8 +305,8 @@ class ArgmaxQuantizer(keras.layers.Layer):
         q_hat = tf.one_hot(codes, self.n_codes, dtype=q.dtype)
         flat_q = tf.reshape(q, [-1, self.n_codes])
         n_local = tf.cast(tf.shape(flat_q)[0], q.dtype)
-        sum_q, counts, n = _replica_sum([tf.reduce_sum(flat_q, 0), tf.reduce_sum(tf.reshape(q_hat, [-1, self.n_codes]), 0),
-                                         n_local])
+        sum_q, counts, n = _replica_sum([tf.reduce_sum(flat_q, 0),
+                                         tf.reduce_sum(tf.reshape(q_hat, [-1, self.n_codes]), 0), n_local])
         mean_q = sum_q / n
         if self.nonlinearity == "softmax":
             diversity = math.log(self.n_codes) + tf.reduce_sum(tf.math.xlogy(mean_q, mean_q))
