@@ -15,7 +15,7 @@ APT_GET  ?= apt-get
 LDCONFIG ?= ldconfig
 IS_ROOT  ?= $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
-.PHONY: demo test system-deps venv clean bench mutate
+.PHONY: demo test lint system-deps venv clean bench mutate
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +57,12 @@ system-deps:
 demo: $(STAMP) system-deps
 	$(BIN)/python reproduce/demo.py --out runs/demo
 
+# ruff, configured in pyproject.toml (120 columns, McCabe complexity at most 20)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
 test: $(STAMP) system-deps
+	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

@@ -25,7 +25,8 @@ Standard errors: `train_nll_se` and `eval_nll_se` are clustered by work (`groups
 `tf_ada.evaluation.ratio_estimate` over per-sequence NLL sums.
 
     python -m analysis.predictability --source audio --data runs/corpus/data --rf 0,1,2,4,8,16,32,64 --out runs/fig2
-    python -m analysis.predictability --source codes --data runs/corpus/data --checkpoint runs/table1-cpu/table1_1_2_cpu ...
+    python -m analysis.predictability --source codes --data runs/corpus/data \
+        --checkpoint runs/table1-cpu/table1_1_2_cpu ...
 
 The convolution over one-hot inputs is computed as a sum of r embedding lookups (one table per
 tap), which is the same linear map as a length-r convolution of one-hot vectors but costs
@@ -389,7 +390,8 @@ def read_csv(path: str) -> list[dict]:
     with open(path) as f:
         for row in csv.DictReader(f):
             r = {"receptive_field": int(row["receptive_field"])}
-            for k in ("train_nll", "train_nll_se", "eval_nll", "eval_nll_se", "train_nll_change", "train_nll_change_se"):
+            for k in ("train_nll", "train_nll_se", "eval_nll", "eval_nll_se",
+                      "train_nll_change", "train_nll_change_se"):
                 if row.get(k) not in (None, ""):
                     r[k] = float(row[k])
             for k in ("steps",):

@@ -47,8 +47,10 @@ def write_index(out: str, results: dict, md: str) -> str:
         parts.append(f"<h2>Excerpt {i}</h2><table><tr><th>what</th><th>audio</th></tr>")
         parts.append(f"<tr><td>original</td><td><audio controls src='{html.escape(originals[i])}'></audio></td></tr>")
         for row, path in recons[i]:
-            label = f"#{row} {paper.TABLE1[row]['model']} ({paper.TABLE1[row]['input']}, hop {paper.TABLE1[row]['hop']})"
-            parts.append(f"<tr><td>{html.escape(label)}</td><td><audio controls src='{html.escape(path)}'></audio></td></tr>")
+            p = paper.TABLE1[row]
+            label = f"#{row} {p['model']} ({p['input']}, hop {p['hop']})"
+            parts.append(f"<tr><td>{html.escape(label)}</td>"
+                         f"<td><audio controls src='{html.escape(path)}'></audio></td></tr>")
         parts.append("</table>")
     parts.append("<h2>Table 1</h2><pre>" + html.escape(md) + "</pre>")
     path = os.path.join(out, "index.html")
@@ -76,7 +78,8 @@ def main(argv=None) -> int:
         results[row] = table1.run_row(row, args.scale, data_dir, os.path.join(out, "runs"), args.steps,
                                       eval_batches=5, polyak_decay=0.9)
         md = table1.write_report(results, args.scale, out, data_dir,
-                                 title=f"# Table 1 at demo scale (`{args.scale}`-scale models, {args.steps} steps per row)")
+                                 title=f"# Table 1 at demo scale (`{args.scale}`-scale models, "
+                                       f"{args.steps} steps per row)")
     index = write_index(out, results, md)
     print(md)
     print(f"demo: finished in {(time.monotonic() - t0) / 60:.1f} min")

@@ -42,7 +42,8 @@ def save_units(path: str, units: list, results: list, train_groups, eval_groups)
     arrays = {"train_groups": np.asarray(train_groups, str), "eval_groups": np.asarray(eval_groups, str)}
     for res, u in zip(results, units):
         for split in ("train", "eval"):
-            arrays[f"{res['receptive_field']}/{split}/sums"], arrays[f"{res['receptive_field']}/{split}/counts"] = u[split]
+            key = f"{res['receptive_field']}/{split}"
+            arrays[f"{key}/sums"], arrays[f"{key}/counts"] = u[split]
     np.savez_compressed(path, **arrays)
 
 

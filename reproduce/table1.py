@@ -152,7 +152,8 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
         ours = " | ".join(report.fmt(r[k], r[k + "_se"], d) for k, _, d in COLUMNS)
         lines.append(f"| {r['row']} | {r['model']} | {r['input']} | {r['hop']} | {report.fmt(r['paper_train_nll'])} | "
                      f"{report.fmt(r['paper_eval_nll'])} | {report.fmt(r['paper_perplexity'], digits=1)} | {ours} | "
-                     f"{report.fmt(r['steps'])} | {report.fmt(r['minutes'], digits=1)} ({report.fmt(r['eval_minutes'], digits=1)}) |")
+                     f"{report.fmt(r['steps'])} | {report.fmt(r['minutes'], digits=1)} "
+                     f"({report.fmt(r['eval_minutes'], digits=1)}) |")
     lines += ["", "## The paper's claims at this scale", "",
               "Each claim is a difference between rows on the same held-out windows (paired), with its standard "
               "error clustered by work. **holds**: beyond 2 SE in the claimed direction; **does not hold**: beyond "
@@ -188,7 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output folder (default runs/table1-SCALE)")
     parser.add_argument("--steps", type=int, help="override the steps of every row")
     parser.add_argument("--rows", default=",".join(paper.TABLE1), help="comma-separated rows")
-    parser.add_argument("--eval-batches", type=int, help="periodic evaluation: eval_batches x batch_size 1-s windows per split")
+    parser.add_argument("--eval-batches", type=int,
+                        help="periodic evaluation: eval_batches x batch_size 1-s windows per split")
     parser.add_argument("--eval-sequences", help="held-out 1-s windows of the final evaluation, or 'all' "
                         "(default: the periodic budget at tiny/cpu scale, the whole split at paper scale)")
     args = parser.parse_args(argv)

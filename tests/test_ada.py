@@ -16,7 +16,8 @@ def test_ada_outputs_every_term(quantizer):
     out = ada(x, training=False)
     assert out.logits.shape == (2, 64, 256) and out.codes.shape == (2, 8)
     scalars = out.scalars()
-    expected = {"loss", "nll", "perplexity", "codes_in_use"} | ({"commitment", "codebook"} if quantizer == "vq" else {"diversity"})
+    terms = {"commitment", "codebook"} if quantizer == "vq" else {"diversity"}
+    expected = {"loss", "nll", "perplexity", "codes_in_use"} | terms
     assert set(scalars) == expected
     np.testing.assert_allclose(float(scalars["loss"]), float(out.nll + out.quantizer.loss), rtol=1e-6)
     np.testing.assert_array_equal(ada.encode(x).numpy(), out.codes.numpy())

@@ -45,7 +45,8 @@ def test_bench_train_ada_row(tmp_path):
 def test_cli_train_and_reconstruct(audio_shards, tmp_path, capsys):
     from conftest import tone, write_audio
     run = str(tmp_path / "run")
-    assert cli.main(["train", "--data", audio_shards, "--out", run, "--row", "1.2", "--scale", "tiny", "--steps", "1"]) == 0
+    assert cli.main(["train", "--data", audio_shards, "--out", run, "--row", "1.2", "--scale", "tiny",
+                     "--steps", "1"]) == 0
     wav = write_audio(str(tmp_path / "in.wav"), tone(0.05, 16000), 16000)
     assert cli.main(["reconstruct", wav, str(tmp_path / "out.wav"), "--checkpoint", run]) == 0
     assert "100 codes (hop 8)" in capsys.readouterr().out

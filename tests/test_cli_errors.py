@@ -1,7 +1,6 @@
 """The command line in-process through `main(argv)`: every bad argument, file or run folder ends
 with one line naming it and exit code 2, before any work; unexpected errors keep their traceback."""
 import json
-import os
 
 import pytest
 import tensorflow as tf
@@ -60,13 +59,15 @@ def test_output_that_is_a_folder_or_unwritable_is_refused_before_work(capsys, tm
 
 def test_reconstruct_shorter_than_one_code_is_refused(capsys, ada_run, tmp_path):
     run, wav = ada_run
-    code, err = run_cli(capsys, ["reconstruct", wav, str(tmp_path / "o.wav"), "--checkpoint", run, "--seconds", "0.0001"])
+    code, err = run_cli(capsys, ["reconstruct", wav, str(tmp_path / "o.wav"), "--checkpoint", run,
+                                 "--seconds", "0.0001"])
     assert code == 2 and len(err) == 1 and "--seconds 0.0001 is shorter than one code" in err[0]
     assert not (tmp_path / "o.wav").exists()
 
 
 def test_reconstruct_with_a_wavenet_or_missing_run_is_one_line(capsys, tmp_path):
-    code, err = run_cli(capsys, ["reconstruct", __file__, str(tmp_path / "o.wav"), "--checkpoint", str(tmp_path / "none")])
+    code, err = run_cli(capsys, ["reconstruct", __file__, str(tmp_path / "o.wav"),
+                                 "--checkpoint", str(tmp_path / "none")])
     assert code == 2 and len(err) == 1 and "not a folder" in err[0]
 
 
@@ -75,7 +76,8 @@ def test_experiment_file_with_zero_settings_is_one_line(capsys, tmp_path, field)
     d = configs.table1_row("1.2", "tiny").to_dict()
     d["train"][field] = 0
     (tmp_path / "exp.json").write_text(json.dumps(d))
-    code, err = run_cli(capsys, ["train", "--data", "D", "--out", str(tmp_path / "o"), "--experiment", str(tmp_path / "exp.json")])
+    code, err = run_cli(capsys, ["train", "--data", "D", "--out", str(tmp_path / "o"),
+                                 "--experiment", str(tmp_path / "exp.json")])
     assert code == 2 and len(err) == 1 and f"train.{field} must be a positive integer, got 0" in err[0]
     assert not (tmp_path / "o").exists()
 

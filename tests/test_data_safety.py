@@ -152,7 +152,8 @@ def maestro(tmp_path, rows):
 
 def test_maestro_split_that_is_a_path_is_refused(tmp_path):
     folder = maestro(tmp_path, [{"canonical_title": "a", "split": "train", "audio_filename": "a.wav"},
-                                {"canonical_title": "b", "split": str(tmp_path / "escaped"), "audio_filename": "b.wav"}])
+                                {"canonical_title": "b", "split": str(tmp_path / "escaped"),
+                                 "audio_filename": "b.wav"}])
     with pytest.raises(data.DataError, match=r"maestro.csv, line 3: split name"):
         data.prepare(str(folder), str(tmp_path / "out"), TINY, log=quiet)
     assert not [f for f in tree(tmp_path) if f.endswith(".tfrecord")]

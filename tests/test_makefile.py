@@ -15,7 +15,9 @@ echo "$@" >> "{log}"
 case "$1" in
   update) exit 0 ;;
   install) for pkg in "$@"; do
-             case " {fail} " in *" $pkg "*) echo "E: Unable to correct problems, you have held broken packages."; exit 100 ;; esac
+             case " {fail} " in
+               *" $pkg "*) echo "E: Unable to correct problems, you have held broken packages."; exit 100 ;;
+             esac
            done; exit 0 ;;
 esac
 """
@@ -38,7 +40,8 @@ def run_system_deps(tmp_path, tools=(), lame=False, fail=(), root=True):
     apt = tmp_path / "apt-get"
     apt.write_text(FAKE_APT.format(log=log, fail=" ".join(fail)))
     ldconfig = tmp_path / "ldconfig"
-    ldconfig.write_text(FAKE_LDCONFIG.format(libs="libmp3lame.so.0 (libc6,x86-64) => /lib/libmp3lame.so.0" if lame else ""))
+    libs = "libmp3lame.so.0 (libc6,x86-64) => /lib/libmp3lame.so.0" if lame else ""
+    ldconfig.write_text(FAKE_LDCONFIG.format(libs=libs))
     for script in (apt, ldconfig):
         script.chmod(0o755)
     proc = subprocess.run([MAKE, "-s", "-C", ROOT, "system-deps", f"APT_GET={apt}", f"LDCONFIG={ldconfig}",

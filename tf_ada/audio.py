@@ -129,7 +129,8 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     path = str(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in AUDIO_EXTENSIONS:
-        raise AudioError(path, f"unsupported extension {ext or '(none)'}; expected one of {', '.join(AUDIO_EXTENSIONS)}")
+        raise AudioError(path, f"unsupported extension {ext or '(none)'}; "
+                               f"expected one of {', '.join(AUDIO_EXTENSIONS)}")
     if not os.path.exists(path):
         raise AudioError(path, "file does not exist")
     if os.path.getsize(path) == 0:

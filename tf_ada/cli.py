@@ -102,10 +102,12 @@ def _cmd_corpus(args) -> int:
     sources = args.sources.split(",") if args.sources else build.ALL_SOURCES
     unknown = sorted(set(sources) - set(build.ALL_SOURCES))
     if unknown:
-        raise data.DataError(f"--sources: unknown source(s) {', '.join(unknown)}; choose from {','.join(build.ALL_SOURCES)}")
+        raise data.DataError(f"--sources: unknown source(s) {', '.join(unknown)}; "
+                             f"choose from {','.join(build.ALL_SOURCES)}")
     info = build.build(args.out, hours=args.hours, sources=sources, tiny=args.tiny, jobs=args.jobs, seed=args.seed)
     for source, s in sorted(info["sources"].items()):
-        print(f"  {source:>11}: {s['pieces']:4d} pieces  {s['hours']:.2f} h" + ("  (solo piano)" if s["solo_piano"] else ""))
+        solo = "  (solo piano)" if s["solo_piano"] else ""
+        print(f"  {source:>11}: {s['pieces']:4d} pieces  {s['hours']:.2f} h{solo}")
     print(f"  {'total':>11}: {info['total_hours']:.2f} h; {len(info['failed'])} piece(s) failed (see corpus.json)")
     print(data.summary(data.load_manifest(os.path.join(args.out, "data"))))
     print(f"corpus: shards in {os.path.join(args.out, 'data')}")
@@ -119,7 +121,8 @@ def _cmd_train(args) -> int:
         experiment = runs.read_experiment(args.experiment)
     elif args.row:
         if args.row not in configs.TABLE1_ROWS:
-            raise runs.RunError(f"--row: unknown Table 1 row {args.row!r}; choose from {', '.join(configs.TABLE1_ROWS)}")
+            raise runs.RunError(f"--row: unknown Table 1 row {args.row!r}; "
+                                f"choose from {', '.join(configs.TABLE1_ROWS)}")
         experiment = configs.table1_row(args.row, args.scale, steps=args.steps)
     else:  # resume a folder
         path = os.path.join(args.out, "experiment.json")
@@ -192,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     p = corpus_sub.add_parser("build", help="render real compositions with the sampled piano, then prepare")
     p.add_argument("out")
-    p.add_argument("--hours", type=positive_float, default=3.0, help="all solo piano, plus other material up to this total")
+    p.add_argument("--hours", type=positive_float, default=3.0,
+                   help="all solo piano, plus other material up to this total")
     p.add_argument("--sources", help="comma-separated subset of jam,keyboard,chorales,quartets,palestrina")
     p.add_argument("--tiny", action="store_true", help="about one minute (two pieces), for tests")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 2)

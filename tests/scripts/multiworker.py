@@ -14,5 +14,6 @@ exp = configs.table1_row("1.2", "tiny", steps=2)
 trainer = Trainer(exp, data_dir, out_dir, strategy=strategy, log=lambda s: None)
 result = trainer.train()
 print("RESULT " + json.dumps({"replicas": strategy.num_replicas_in_sync, "step": trainer.current_step,
-                               "chief": trainer.is_chief, "codebook_sum": float(trainer.model.quantizer.codebook.numpy().sum()),
+                               "chief": trainer.is_chief,
+                               "codebook_sum": float(trainer.model.quantizer.codebook.numpy().sum()),
                                "eval_nll": result.get("eval_nll")}))

@@ -78,7 +78,8 @@ def _load_sample(args):
 def build_soundfont(layers: Sequence[int] = ALL_LAYERS, jobs: int = 2, log=print) -> str:
     """Builds (once; cached) the piano SoundFont from the given velocity layers; returns its path."""
     layers = tuple(sorted(set(layers)))
-    tag = hashlib.sha256(json.dumps([VERSION, layers, SF_RATE, TRIM_SECONDS, FADE_SECONDS, 1]).encode()).hexdigest()[:12]
+    key = json.dumps([VERSION, layers, SF_RATE, TRIM_SECONDS, FADE_SECONDS, 1])
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
     path = os.path.join(cache_dir("soundfonts"), f"salamander-{len(layers)}layers-{tag}.sf2")
     if os.path.exists(path):
         return path

@@ -180,15 +180,16 @@ class WaveNetStack(keras.layers.Layer):
                                              initializer=keras.initializers.RandomUniform(-1.0, 1.0))
         elif c.input_kind == "vector":
             self.input_kernel = self.add_weight(name="input_kernel", shape=(c.n_input_classes, c.residual_channels),
-                                                initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "uniform"))
+                                                initializer=keras.initializers.VarianceScaling(1.0, "fan_in",
+                                                                                               "uniform"))
             self.input_bias = self.add_weight(name="input_bias", shape=(c.residual_channels,), initializer="zeros")
         else:
             self.input_kernel = self.add_weight(name="input_kernel", shape=(1, c.residual_channels),
                                                 initializer=keras.initializers.RandomUniform(-1.0, 1.0))
             self.input_bias = self.add_weight(name="input_bias", shape=(c.residual_channels,), initializer="zeros")
         self.blocks = [ResidualBlock(c.residual_channels, c.inner_channels, c.filter_length, d, c.causal,
-                                     residual_output=l < c.n_layers - 1, name=f"block_{l:02d}_d{d}")
-                       for l, d in enumerate(c.dilations)]
+                                     residual_output=i < c.n_layers - 1, name=f"block_{i:02d}_d{d}")
+                       for i, d in enumerate(c.dilations)]
         fan = keras.initializers.VarianceScaling(1.0, "fan_in", "uniform")
         self.skip_kernel = self.add_weight(name="skip_kernel", shape=(c.n_layers * c.inner_channels, c.skip_channels),
                                            initializer=fan)
@@ -224,7 +225,7 @@ class WaveNetStack(keras.layers.Layer):
         if bias is None:
             return [None] * n
         g = self.config.gate_channels
-        return [bias[..., l * g:(l + 1) * g] for l in range(n)]
+        return [bias[..., i * g:(i + 1) * g] for i in range(n)]
 
     def head(self, zs: list[tf.Tensor]) -> tf.Tensor:
         s = tf.matmul(tf.concat(zs, -1), self.skip_kernel) + self.skip_bias
@@ -261,7 +262,8 @@ class WaveNetStack(keras.layers.Layer):
 
     def _check_bias(self, bias):
         if self.config.conditioning and bias is None:
-            raise ValueError(f"{self.config.name} is conditioned: pass bias [B, T, {self.config.conditioning_channels}]")
+            raise ValueError(f"{self.config.name} is conditioned: "
+                             f"pass bias [B, T, {self.config.conditioning_channels}]")
         if not self.config.conditioning and bias is not None:
             raise ValueError(f"{self.config.name} takes no conditioning bias")
 
