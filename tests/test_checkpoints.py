@@ -141,3 +141,22 @@ def test_writes_leave_no_partial_files(run):
     assert "experiment.json" in names and "eval.json" in names
     assert not [n for n in names if n.endswith((".tmp", ".partial"))]
     assert np.isfinite(json.load(open(os.path.join(run, "eval.json")))["eval_nll"])
+
+
+def test_checkpoint_without_the_codebook_average_loads_the_live_codebook(tmp_path):
+    """Checkpoints written before the codebook joined the Polyak averages (55a4a56) still load with
+    their trained codebook, not a fresh random one."""
+    import tensorflow as tf
+    from tf_ada.train import build_model
+    exp = configs.table1_row("1.2", "tiny")
+    model = build_model(exp.model)
+    model.quantizer.codebook.assign(tf.fill(model.quantizer.codebook.shape, 0.5))
+    old_polyak = [tf.Variable(v.value) for v in model.trainable_variables]  # the old layout
+    out = tmp_path / "old"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "experiment.json").write_text(json.dumps(exp.to_dict()))
+    tf.train.Checkpoint(model=model, polyak=old_polyak, step=tf.Variable(1, dtype=tf.int64)).write(
+        str(out / "checkpoints" / "ckpt-1"))
+    loaded, _ = load_model(str(out))
+    np.testing.assert_array_equal(loaded.quantizer.codebook.numpy(), 0.5)
+    np.testing.assert_array_equal(loaded.trainable_variables[0].numpy(), model.trainable_variables[0].numpy())

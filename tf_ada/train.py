@@ -364,8 +364,12 @@ def load_model(out_dir: str, polyak: bool = True):
     prefixes = runs.checkpoint_prefixes(os.path.join(out_dir, "checkpoints"))
     if not prefixes:
         raise runs.RunError(f"{out_dir}: no checkpoint in checkpoints/")
-    runs.restore_newest_intact(ckpt, prefixes, partial=True)
+    restored = runs.restore_newest_intact(ckpt, prefixes, partial=True)
     if polyak:
-        for v, p in zip(polyak_variables(model), polyak_vars):
-            v.assign(p)
+        # a checkpoint written before the codebook was averaged (commit 55a4a56) has no Polyak
+        # slot for it: keep the live codebook there rather than the fresh random one
+        stored = set(tf.train.load_checkpoint(restored).get_variable_to_shape_map()) if restored else set()
+        for i, (v, p) in enumerate(zip(polyak_variables(model), polyak_vars)):
+            if f"polyak/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
+                v.assign(p)
     return model, experiment
