@@ -55,7 +55,7 @@ system-deps:
 	done
 
 demo: $(STAMP) system-deps
-	$(BIN)/python reproduce/demo.py --out runs/demo
+	$(BIN)/python -m reproduce.demo --out runs/demo
 
 # ruff, configured in pyproject.toml (120 columns, McCabe complexity at most 20)
 lint: $(STAMP)

@@ -2,7 +2,7 @@
 
 1. builds (or reuses) the default rendered piano corpus (CORPUS.md);
 2. runs Table 1 at a demo scale: the `cpu`-scale models for a few dozen steps each (the
-   numbers show the pipeline end to end; `reproduce/table1.py --scale cpu` is the reduced
+   numbers show the pipeline end to end; `python -m reproduce.table1 --scale cpu` is the reduced
    reproduction);
 3. reconstructs held-out excerpts with every ADA row;
 4. writes runs/demo/: table1.md, the wavs, and index.html that plays each original beside its
@@ -17,10 +17,8 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from reproduce import paper, table1  # noqa: E402
-from tf_ada import fileio  # noqa: E402
+from reproduce import paper, table1
+from tf_ada import fileio
 
 
 def write_index(out: str, results: dict, md: str) -> str:

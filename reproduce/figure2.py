@@ -1,6 +1,6 @@
 """Figure 2 (sec. 4.2): predictability profiles of waveforms and of ADA #1.2's codes, with verdicts.
 
-    python reproduce/figure2.py --scale tiny|cpu|paper [--data DIR] [--out DIR] [--checkpoint ADA_RUN]
+    python -m reproduce.figure2 --scale tiny|cpu|paper [--data DIR] [--out DIR] [--checkpoint ADA_RUN]
 
 Codes come from the Table 1 row 1.2 checkpoint of the same scale (runs/table1-SCALE/...), trained
 with reproduce/table1.py if missing. Writes profile_audio.csv, profile_codes.csv (with standard
@@ -19,12 +19,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from analysis import predictability as pred  # noqa: E402
-from analysis.plot_profiles import plot_figure2  # noqa: E402
-from reproduce import report, table1  # noqa: E402
-from tf_ada import evaluation as ev  # noqa: E402
+from analysis import predictability as pred
+from analysis.plot_profiles import plot_figure2
+from reproduce import report, table1
+from tf_ada import evaluation as ev
 
 SETTINGS = {  # per scale: receptive fields and training budget of the profile models
     "tiny": dict(audio_rf=[0, 1, 2, 4], codes_rf=[0, 1, 2, 4], max_train=20_000, max_eval=5_000, hidden=16,

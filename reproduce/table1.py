@@ -1,6 +1,6 @@
 """Table 1 (sec. 4.1): ADAs trained on audio, our rows beside the paper's, with a verdict per claim.
 
-    python reproduce/table1.py --scale tiny|cpu|paper [--data DIR] [--out DIR] [--steps N] [--rows 1.1,1.2]
+    python -m reproduce.table1 --scale tiny|cpu|paper [--data DIR] [--out DIR] [--steps N] [--rows 1.1,1.2]
 
 Trains (or resumes) each row with `tf_ada.train.Trainer`, evaluates it with Polyak-averaged
 weights under both protocols of `tf_ada.evaluation` (the paper's 1-s sequences, and full
@@ -23,11 +23,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from reproduce import paper, report  # noqa: E402
-from tf_ada import configs, data, ops  # noqa: E402
-from tf_ada.audio import save_wav  # noqa: E402
+from reproduce import paper, report
+from tf_ada import configs, data, ops
+from tf_ada.audio import save_wav
 
 
 def default_data(scale: str, log=print, hours: float = 3.0) -> str:

@@ -11,6 +11,8 @@ import math
 import os
 import sys
 
+from tf_ada import __version__
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line naming the argument (exit code 2)."""
@@ -177,6 +179,7 @@ def _cmd_sample(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="tf-ada", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="recordings folder (or MAESTRO layout) -> TFRecord shards + manifest.json")
