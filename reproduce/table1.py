@@ -172,6 +172,12 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
               "L_div = K ||mean q - 1/K||^2, query size D = 64, skip size = residual size.",
               "- Receptive fields are the exact values of the stated architectures (e.g. 1021, 510 each side), "
               "which the paper rounds (1024, 512).",
+              "- VQ-VAE rows (1.2, 1.3, 1.7) use our remedies for the early codebook collapse "
+              "(`configs.VQ_REMEDIES`: per-channel standardised queries, codebook drawn from the first "
+              "batch's queries; docs/codebook_cpu.md); the AMAE rows and 1.1 do not have a codebook. "
+              "Dead-code restarts are off.",
+              "- Every row trains with a linear learning-rate warm-up (100 steps at cpu scale, 5,000 at "
+              "paper scale); the paper states none.",
               "- Evaluation budget: at most the stated number of 1-s held-out windows per row, chosen "
               "deterministically and spread over works (tf_ada/evaluation.py), the same windows for every row."]
     md = "\n".join(lines) + "\n"
