@@ -47,6 +47,14 @@ def _float_wav(audio, rate):
     return header + fmt + b"data" + struct.pack("<I", len(payload)) + payload
 
 
+def tone_folder(folder, n, first_freq, freq_step, seconds=0.6):
+    """`folder` (created) holding n mono 16 kHz wavs r0.wav ... of tones first_freq + i * freq_step."""
+    folder.mkdir()
+    for i in range(n):
+        write_audio(str(folder / f"r{i}.wav"), tone(seconds, 16000, first_freq + freq_step * i), 16000)
+    return folder
+
+
 @pytest.fixture
 def recordings(tmp_path):
     """A folder holding good and bad recordings of every supported kind."""

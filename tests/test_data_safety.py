@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tf_ada import data, fileio
-from conftest import tone, write_audio
+from conftest import tone, tone_folder, write_audio
 
 TINY = data.PrepareOptions(eval_fraction=0.3, min_seconds=0.5, chunk_samples=4000, shard_samples=8000)
 
@@ -20,11 +20,7 @@ def quiet(_):
 @pytest.fixture
 def src(tmp_path):
     """Four 0.6 s recordings."""
-    folder = tmp_path / "src"
-    folder.mkdir()
-    for i in range(4):
-        write_audio(str(folder / f"r{i}.wav"), tone(0.6, 16000, 200 + 100 * i), 16000)
-    return folder
+    return tone_folder(tmp_path / "src", 4, 200, 100)
 
 
 def tree(folder):

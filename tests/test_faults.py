@@ -12,7 +12,7 @@ import pytest
 
 from tf_ada import configs, data, fileio
 from tf_ada.train import Trainer
-from conftest import tone, write_audio
+from conftest import tone_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONS = data.PrepareOptions(eval_fraction=0.3, min_seconds=0.5)  # the CLI's defaults but these
@@ -30,11 +30,7 @@ def tf_ada(args, fault=None):
 
 @pytest.fixture
 def src(tmp_path):
-    folder = tmp_path / "src"
-    folder.mkdir()
-    for i in range(6):
-        write_audio(str(folder / f"r{i}.wav"), tone(0.6, 16000, 150 + 90 * i), 16000)
-    return folder
+    return tone_folder(tmp_path / "src", 6, 150, 90)
 
 
 def content(manifest):
