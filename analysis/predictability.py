@@ -406,14 +406,15 @@ def read_csv(path: str) -> list[dict]:
 
 
 def receptive_fields(text: str) -> list[int]:
-    """argparse type of --rf: comma-separated receptive fields, each an integer >= 0."""
+    """argparse type of --rf: comma-separated receptive fields, each an integer >= 0; returned sorted
+    and without repeats (each r is warm-started from the one before it)."""
     try:
         rfs = [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
     if any(rf < 0 for rf in rfs):
         raise argparse.ArgumentTypeError(f"receptive fields must be 0 or more, got {text!r}")
-    return rfs
+    return sorted(set(rfs))
 
 
 def main(argv=None) -> int:

@@ -149,3 +149,8 @@ def test_profile_reports_standard_errors_and_the_non_increasing_check():
     rows = [{}, {}]
     non_increasing(rows, units, ["a", "b", "c"])
     assert rows[1]["non_increasing"] == "rises" and rows[1]["train_nll_change"] == pytest.approx(0.2)
+
+
+def test_rf_argument_is_sorted_without_repeats():
+    from analysis.predictability import receptive_fields
+    assert receptive_fields("8,0,2,2,1") == [0, 1, 2, 8]
