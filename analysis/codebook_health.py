@@ -34,7 +34,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import configs, data
+from tf_ada import configs, data, fileio
 from tf_ada.layers.quantizers import perplexity_from_counts
 
 PROBE_COLUMNS = ("query_rms", "query_spread", "codebook_rms", "used_codebook_rms", "nearest_distance",
@@ -106,8 +106,8 @@ def run(experiment, data_dir: str, out_dir: str, steps: int, probe_every: int = 
         w = csv.DictWriter(f, columns)
         w.writeheader()
         w.writerows(rows)
-    with open(os.path.join(out_dir, "health.json"), "w") as f:
-        json.dump({"experiment": experiment.to_dict(), "data": os.path.abspath(data_dir)}, f, indent=1)
+    fileio.atomic_write_json(os.path.join(out_dir, "health.json"),
+                             {"experiment": experiment.to_dict(), "data": os.path.abspath(data_dir)})
     plot(rows, os.path.join(out_dir, "health.png"), title=experiment.name)
     return rows
 

@@ -23,6 +23,7 @@ from analysis import predictability as pred
 from analysis.plot_profiles import plot_figure2
 from reproduce import report, table1
 from tf_ada import evaluation as ev
+from tf_ada import fileio
 
 SETTINGS = {  # per scale: receptive fields and training budget of the profile models
     "tiny": dict(audio_rf=[0, 1, 2, 4], codes_rf=[0, 1, 2, 4], max_train=20_000, max_eval=5_000, hidden=16,
@@ -184,8 +185,7 @@ def main(argv=None) -> int:
               f"spaced recordings) with hidden size {s['hidden']} and at most {s['max_steps']:,} steps per r; the "
               "paper does not give its sizes. At cpu scale the ADA is the reduced #1.2 (encoder receptive "
               "field 255 samples = 32 code steps, not 64)."]
-    with open(os.path.join(out, "figure2.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    fileio.atomic_write_text(os.path.join(out, "figure2.md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"figure2: wrote {png} and {os.path.join(out, 'figure2.md')}")
     return 0

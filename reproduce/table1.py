@@ -24,7 +24,7 @@ import sys
 import time
 
 from reproduce import paper, report
-from tf_ada import configs, data, ops
+from tf_ada import configs, data, fileio, ops
 from tf_ada.audio import save_wav
 
 
@@ -102,8 +102,7 @@ def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, str
               "train_nll": ev["train_nll"], "eval_nll": ev["eval_nll"], "perplexity": ev.get("eval_perplexity"),
               "codes_in_use": ev.get("eval_codes_in_use")}
     result.update({k: v for k, v in ev.items() if k.startswith(("train_", "eval_")) or k == "corpus_hash"})
-    with open(done_path, "w") as f:
-        json.dump(result, f, indent=1)
+    fileio.atomic_write_json(done_path, result)
     return result
 
 
@@ -181,8 +180,7 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
               "- Evaluation budget: at most the stated number of 1-s held-out windows per row, chosen "
               "deterministically and spread over works (tf_ada/evaluation.py), the same windows for every row."]
     md = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "table1.md"), "w") as f:
-        f.write(md)
+    fileio.atomic_write_text(os.path.join(out, "table1.md"), md)
     return md
 
 
