@@ -320,6 +320,10 @@ class TrainConfig:
         in 1-s windows (None: `evaluation.DEFAULT_MAX_SEQUENCES` windows periodically and the
         whole held-out split at the last step; see `Trainer.eval_budget`).
       seed: data order and crops.
+      jit_compile: XLA-compile the whole training step (forward, backward, Adam, EMA and Polyak
+        updates) when one replica trains (our choice; about 2x on the cpu-scale ADA on 2 cores,
+        BENCHMARKS.md). Several replicas keep the plain graph step. Off for the tiny scale,
+        whose few steps would spend longer compiling than training.
     """
     batch_size: int = 8
     n_samples: int = 8192
@@ -332,6 +336,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     eval_batches: Optional[int] = None
     seed: int = 0
+    jit_compile: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,7 +387,7 @@ def table1_train(scale: str, unconditional: bool = False, steps: Optional[int] =
     cap it at a sixth of the run."""
     base = _pick(scale,
                  TrainConfig(batch_size=2, n_samples=256, learning_rate=1e-3, steps=2, polyak_decay=0.9,
-                             log_every=1, eval_every=2, checkpoint_every=1, eval_batches=2),
+                             log_every=1, eval_every=2, checkpoint_every=1, eval_batches=2, jit_compile=False),
                  TrainConfig(batch_size=8, n_samples=2048, learning_rate=1e-3, steps=600, polyak_decay=0.99,
                              log_every=50, eval_every=600, checkpoint_every=100, eval_batches=40, warmup_steps=100),
                  TrainConfig(batch_size=32, n_samples=8192, learning_rate=2e-4, warmup_steps=5000,

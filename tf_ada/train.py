@@ -77,12 +77,20 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def default_strategy() -> tf.distribute.Strategy:
-    """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster, else MirroredStrategy over
-    all local GPUs (or the CPU)."""
+    """MultiWorkerMirroredStrategy when TF_CONFIG describes a cluster, MirroredStrategy over the
+    local GPUs when there are several, else TensorFlow's default (single-device) strategy, whose
+    training step XLA compiles whole (`TrainConfig.jit_compile`)."""
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.get_strategy()
+
+
+def _single_device(strategy) -> bool:
+    """True for the default strategy (no distribution: plain variables, no cross-replica calls)."""
+    return strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy()
 
 
 class Trainer:
@@ -165,12 +173,23 @@ class Trainer:
             self.step.assign_add(1)
             return scalars
 
+        if self.jit_compile:
+            # one device: the whole step as one XLA program (replica_step needs no strategy there)
+            return tf.function(replica_step, jit_compile=True)
+
         @tf.function
         def step(dist_x):
             scalars = self.strategy.run(replica_step, args=(dist_x,))
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in scalars.items()}
 
         return step
+
+    @property
+    def jit_compile(self) -> bool:
+        """Whether the training step is XLA-compiled: `TrainConfig.jit_compile` and one replica
+        under the default strategy (a distributed step keeps the plain graph: its all-reduce and
+        mirrored-variable updates run outside XLA)."""
+        return self.experiment.train.jit_compile and _single_device(self.strategy)
 
     def dataset(self):
         """Random training excerpts, distributed. Each worker draws its own random stream (seed

@@ -231,12 +231,13 @@ class VectorQuantizerEMA(keras.layers.Layer):
     def _random_queries(self, flat):
         """K distinct queries of this batch (replica 0's, shared with all replicas): without
         replacement, so no two codes start equal (the first of two equal codes would win every
-        argmin and the other would never move); with replacement only if the batch has fewer
-        than K queries."""
+        argmin and the other would never move); if the batch has fewer than K queries, each is
+        used about K / n times (cycling through one permutation)."""
+        # a stateless draw (a fixed seed; the queries differ from batch to batch), so the XLA
+        # training step, which ignores stateful ops' seeds, picks the same queries as the plain one
         n = tf.shape(flat)[0]
-        idx = tf.cond(n >= self.n_codes,
-                      lambda: tf.random.shuffle(tf.range(n))[:self.n_codes],
-                      lambda: tf.random.uniform([self.n_codes], maxval=n, dtype=tf.int32))
+        order = tf.argsort(tf.random.stateless_uniform(tf.reshape(n, [1]), seed=[1009, 0], alg="philox"))
+        idx = tf.gather(order, tf.math.floormod(tf.range(self.n_codes), n))
         picked = tf.gather(flat, idx)
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
