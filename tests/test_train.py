@@ -31,6 +31,8 @@ def test_trainer_resumes_and_rebuilds_from_folder(audio_shards, tmp_path):
     saved = json.load(open(tmp_path / "run" / "experiment.json"))
     assert Experiment.from_dict(saved) == exp
     assert os.listdir(tmp_path / "run" / "tensorboard")
+    from tf_ada.train import read_eval_history
+    assert [r["step"] for r in read_eval_history(str(tmp_path / "run"))] == [2]
     # a new trainer resumes from step 2 and continues to 3
     t2 = Trainer(exp, audio_shards, str(tmp_path / "run"), log=logs.append)
     assert t2.current_step == 2 and any("resumed" in line for line in logs)

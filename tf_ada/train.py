@@ -12,6 +12,7 @@ Output folder layout (`out_dir/`):
   checkpoints/ckpt-N.*   weights, Polyak averages, optimiser state, step (tf.train.Checkpoint)
   tensorboard/           scalars (each loss term, NLL, perplexity, codes in use) and audio
   eval.json              the latest evaluation (Polyak weights; both protocols of tf_ada.evaluation)
+  eval_history.jsonl     every evaluation, one JSON line each, in step order
   eval_sequences.npz     its per-window NLL sums, counts and code usage, by recording and work
 """
 from __future__ import annotations
@@ -339,9 +340,18 @@ class Trainer:
             evaluation.save_results(os.path.join(self.out_dir, evaluation.SEQUENCES_FILE), per_window,
                                     {"step": self.current_step})
             fileio.atomic_write_json(os.path.join(self.out_dir, "eval.json"), result)
+            self._append_history(result)
         self.log("eval: " + self.experiment.name + " " + " ".join(
             f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "corpus_hash"))
         return result
+
+    def _append_history(self, result: dict) -> None:
+        """eval_history.jsonl: one line per evaluation (held-out NLL against step for model cards);
+        a line for a step already recorded (an evaluation repeated after a resume) replaces it."""
+        path = os.path.join(self.out_dir, EVAL_HISTORY)
+        rows = [r for r in read_eval_history(self.out_dir) if r.get("step") != result["step"]]
+        rows.append(result)
+        fileio.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["step"])))
 
     @property
     def _eval_windows(self) -> dict:
@@ -359,6 +369,18 @@ class Trainer:
         """Adds float audio `[T]` to TensorBoard (e.g. reconstructions)."""
         with self.writer.as_default(step=self.current_step):
             tf.summary.audio(name, np.asarray(audio, np.float32)[None, :, None], sample_rate, max_outputs=1)
+
+
+EVAL_HISTORY = "eval_history.jsonl"
+
+
+def read_eval_history(out_dir: str) -> list:
+    """The evaluations of a run folder in step order (eval_history.jsonl; [] if none yet)."""
+    path = os.path.join(out_dir, EVAL_HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def _is_chief(strategy) -> bool:
