@@ -144,9 +144,13 @@ def _cmd_reconstruct(args) -> int:
     from tf_ada.train import load_model
     if not os.path.isfile(args.input):
         raise RunError(f"{args.input}: input recording does not exist")
-    model, experiment = load_model(args.checkpoint)
+    if args.pretrained:
+        from tf_ada import pretrained
+        model, experiment, _ = pretrained.load(args.pretrained)
+    else:
+        model, experiment = load_model(args.checkpoint)
     if not isinstance(model, ADA):
-        raise RunError(f"{args.checkpoint} holds a {type(model).__name__}, not an ADA")
+        raise RunError(f"{args.checkpoint or args.pretrained} holds a {type(model).__name__}, not an ADA")
     if args.seconds is not None and int(args.seconds * 16000) < model.config.hop:
         raise RunError(f"--seconds {args.seconds} is shorter than one code ({model.config.hop} samples "
                        f"= {model.config.hop / 16000:g} s)")
@@ -218,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reconstruct", help="encode a recording with an ADA and decode it back")
     p.add_argument("input")
     p.add_argument("output", type=output_file)
-    p.add_argument("--checkpoint", required=True, help="an ADA run folder")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="an ADA run folder")
+    which.add_argument("--pretrained", metavar="NAME",
+                       help="a shipped model (tf_ada.pretrained), e.g. 1.2-cpu or 1.5-cpu; no training needed")
     p.add_argument("--seconds", type=positive_float, help="only the first seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=1.0)

@@ -391,7 +391,15 @@ def _is_chief(strategy) -> bool:
 
 
 def load_model(out_dir: str, polyak: bool = True):
-    """Rebuilds a trained model from its folder alone (experiment.json + latest checkpoint)."""
+    """Rebuilds a trained model from its folder alone (experiment.json + latest checkpoint);
+    returns (model, experiment)."""
+    model, experiment, _, _ = restore_run(out_dir, polyak)
+    return model, experiment
+
+
+def restore_run(out_dir: str, polyak: bool = True):
+    """`load_model` that also says what it restored: (model, experiment, step, checkpoint prefix).
+    The step is the one stored in that checkpoint (the newest intact one)."""
     if not os.path.isdir(out_dir):
         raise runs.RunError(f"{out_dir}: not a folder; expected a tf-ada run folder")
     path = os.path.join(out_dir, "experiment.json")
@@ -413,4 +421,4 @@ def load_model(out_dir: str, polyak: bool = True):
         for i, (v, p) in enumerate(zip(polyak_variables(model), polyak_vars)):
             if f"polyak/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
                 v.assign(p)
-    return model, experiment
+    return model, experiment, int(step.numpy()), restored
