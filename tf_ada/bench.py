@@ -24,11 +24,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Float32 matmul rate of this machine (TensorFlow, n x n x n), best of `repeats`."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-    f = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=tf.float32) -> float:
+    """Matmul rate of this machine (TensorFlow, n x n x n, float32 or bfloat16), best of `repeats`."""
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
+    f = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
     f(a, b).numpy()
     best = float("inf")
     for _ in range(repeats):
@@ -38,9 +38,32 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n ** 3 / best / 1e9
 
 
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_info() -> dict:
+    """The processor's model name and the flags that decide TensorFlow's fast paths (Linux)."""
+    model, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
+
+
 def machine_info() -> dict:
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+    """Where a benchmark ran: platform, processor flags, TensorFlow version, thread settings
+    (0 = TensorFlow's default, one thread per core) and the GPUs TensorFlow sees."""
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), **cpu_info(), "tensorflow": tf.__version__,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]}
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
@@ -130,7 +153,8 @@ def bench_train(args) -> dict:
     from tf_ada.train import build_model, model_scalars
     cfg = bench_model_config(args.model, args.scale)
     peak = matmul_gflops()
-    net = build_model(cfg)
+    peak_bf16 = matmul_gflops(dtype=tf.bfloat16)
+    net = build_model(cfg, args.precision)
     opt = tf.keras.optimizers.Adam(1e-4)
     x = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch_size, args.n_samples)), tf.int32)
     opt.build(net.trainable_variables)
@@ -147,8 +171,10 @@ def bench_train(args) -> dict:
     steps = args.batch_size * args.n_samples / seconds
     gflops = 3 * cfg.flops_per_timestep() * steps / 1e9  # backward ~ 2x forward
     row = {"model": args.model, "batch": args.batch_size, "n_samples": args.n_samples, "jit": args.jit,
+           "precision": args.precision,
            "timesteps_per_s": steps, "gflop_per_s": gflops, "matmul_peak_gflop_per_s": peak,
-           "share_of_peak": gflops / peak, "mflop_per_timestep_fwd": cfg.flops_per_timestep() / 1e6,
+           "share_of_peak": gflops / peak, "matmul_peak_bf16_gflop_per_s": peak_bf16,
+           "mflop_per_timestep_fwd": cfg.flops_per_timestep() / 1e6,
            "peak_rss_mib": peak_rss_mib()}
     print_table([row], list(row))
     return {"bench": "train", "machine": machine_info(), "config": _cfg_dict(cfg), "results": [row]}
@@ -182,34 +208,39 @@ def _cfg_dict(cfg) -> dict:
     return {**config_to_dict(cfg), "receptive_field": rf}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tf_ada.bench", description=__doc__)
+def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
+    from tf_ada.cli import HelpFormatter
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("data", help="input pipeline: excerpts/s and timesteps/s")
+    default_out = "runs/bench/WHAT-MODEL-SCALE.json"
+    p = sub.add_parser("data", help="input pipeline: excerpts/s and timesteps/s", formatter_class=HelpFormatter)
     p.add_argument("--data", help="shard folder (default: 20 minutes of synthetic shards)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--n-samples", type=int, default=16384)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--out", default="runs/bench/data.json")
+    p.add_argument("--batch-size", type=int, default=8, help="excerpts per batch")
+    p.add_argument("--n-samples", type=int, default=16384, help="timesteps per excerpt")
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to read batches")
+    p.add_argument("--out", default="runs/bench/data.json", help="JSON to write")
     p.set_defaults(func=bench_data)
 
-    p = sub.add_parser("train", help="training timesteps/s (forward + backward + Adam)")
+    p = sub.add_parser("train", help="training timesteps/s (forward + backward + Adam)", formatter_class=HelpFormatter)
     p.add_argument("--model", default="local", help="local | large | very_large | thin | ada-1.2 (any Table 1 row)")
-    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"])
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--n-samples", type=int, default=8192)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"], help="model sizes (configs.py)")
+    p.add_argument("--batch-size", type=int, default=8, help="excerpts per step")
+    p.add_argument("--n-samples", type=int, default=8192, help="timesteps per excerpt")
+    p.add_argument("--repeats", type=int, default=3, help="timed steps (the best is kept) after one warm-up")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True, help="XLA-compile the step")
-    p.add_argument("--out", default=None)
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="compute precision of the WaveNets (train.build_model)")
+    p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_train)
 
-    p = sub.add_parser("generate", help="cached generation samples/s at batch 1 and 16")
+    p = sub.add_parser("generate", help="cached generation samples/s at batch 1 and 16", formatter_class=HelpFormatter)
     p.add_argument("--model", default="local", help="local | large | very_large | thin")
-    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"])
-    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16])
-    p.add_argument("--n-samples", type=int, default=2000)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--out", default=None)
+    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"], help="model sizes (configs.py)")
+    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16],
+                   help="comma-separated batch sizes")
+    p.add_argument("--n-samples", type=int, default=2000, help="samples generated per sequence")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs (the best is kept) after one warm-up")
+    p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_generate)
     args = parser.parse_args(argv)
     payload = args.func(args)

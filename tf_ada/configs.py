@@ -324,6 +324,9 @@ class TrainConfig:
         updates) when one replica trains (our choice; about 2x on the cpu-scale ADA on 2 cores,
         BENCHMARKS.md). Several replicas keep the plain graph step. Off for the tiny scale,
         whose few steps would spend longer compiling than training.
+      precision: "float32" or "mixed_bfloat16" (`train.build_model`; our option, issue 12:
+        bfloat16 matrix products where the processor has them, float32 weights, quantisers,
+        softmax and NLL). Evaluation during training uses the same precision.
     """
     batch_size: int = 8
     n_samples: int = 8192
@@ -337,6 +340,7 @@ class TrainConfig:
     eval_batches: Optional[int] = None
     seed: int = 0
     jit_compile: bool = True
+    precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)

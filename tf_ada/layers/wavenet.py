@@ -43,6 +43,14 @@ def tap_offsets(filter_length: int, dilation: int, causal: bool) -> list[int]:
     return [first + j * dilation for j in range(filter_length)]
 
 
+def _cast(layer: keras.layers.Layer, value) -> tf.Tensor:
+    """`value` (a weight or an activation) in the layer's compute dtype: float32 by default;
+    bfloat16 for models built under a "mixed_bfloat16" policy (`train.build_model`), whose
+    weights stay float32. Inside `call` Keras already casts the weights; the cached `step` path
+    runs outside Keras' autocast scope, so both paths cast explicitly."""
+    return tf.cast(value, layer.compute_dtype)
+
+
 def _glorot(fan_in: int, fan_out: int):
     return keras.initializers.VarianceScaling(1.0, "fan_avg", "uniform")
 
@@ -101,7 +109,7 @@ class ResidualBlock(keras.layers.Layer):
     def _residual(self, x, z):
         if not self.residual_output:
             return x
-        return x + tf.matmul(z, self.residual_kernel) + self.residual_bias
+        return x + tf.matmul(z, _cast(self, self.residual_kernel)) + _cast(self, self.residual_bias)
 
     def call(self, x: tf.Tensor, bias: Optional[tf.Tensor] = None):
         """Full-sequence forward.
@@ -114,12 +122,13 @@ class ResidualBlock(keras.layers.Layer):
           (x_out `[B, T, R]`, z `[B, T, I]` gated activations for the skip connection).
         """
         g = 2 * self.inner_channels
-        y = tf.matmul(x, self.dilated_kernel)  # [B, T, k * 2I]
-        h = self.dilated_bias
+        x = _cast(self, x)
+        y = tf.matmul(x, _cast(self, self.dilated_kernel))  # [B, T, k * 2I]
+        h = _cast(self, self.dilated_bias)
         for j, offset in enumerate(self.offsets):
             h = h + shift_time(y[..., j * g:(j + 1) * g], offset)
         if bias is not None:
-            h = h + bias
+            h = h + _cast(self, bias)
         z = self._gate(h)
         return self._residual(x, z), z
 
@@ -130,7 +139,7 @@ class ResidualBlock(keras.layers.Layer):
         if not self.causal:
             raise ValueError("cached steps need a causal block")
         g = 2 * self.inner_channels
-        return [tf.zeros([-o, batch_size, g]) for o in self.offsets[:-1]]
+        return [tf.zeros([-o, batch_size, g], self.compute_dtype) for o in self.offsets[:-1]]
 
     def step(self, x_t: tf.Tensor, cache: Sequence[tf.Tensor], t: tf.Tensor, bias_t: Optional[tf.Tensor] = None):
         """One timestep with cached past products.
@@ -145,15 +154,16 @@ class ResidualBlock(keras.layers.Layer):
           (x_out_t `[B, R]`, z_t `[B, I]`, new cache).
         """
         g = 2 * self.inner_channels
-        y = tf.matmul(x_t, self.dilated_kernel)  # [B, k * 2I]
-        h = y[:, (self.filter_length - 1) * g:] + self.dilated_bias
+        x_t = _cast(self, x_t)
+        y = tf.matmul(x_t, _cast(self, self.dilated_kernel))  # [B, k * 2I]
+        h = y[:, (self.filter_length - 1) * g:] + _cast(self, self.dilated_bias)
         new_cache = []
         for j, buf in enumerate(cache):
             slot = tf.math.floormod(t, tf.shape(buf)[0])  # written |o_j| steps ago
             h = h + tf.gather(buf, slot)
             new_cache.append(tf.tensor_scatter_nd_update(buf, [[slot]], y[None, :, j * g:(j + 1) * g]))
         if bias_t is not None:
-            h = h + bias_t
+            h = h + _cast(self, bias_t)
         z = self._gate(h)
         return self._residual(x_t, z), z, new_cache
 
@@ -213,13 +223,15 @@ class WaveNetStack(keras.layers.Layer):
         return cls(config_from_dict(cfg.pop("config")), **cfg)
 
     def embed(self, x: tf.Tensor) -> tf.Tensor:
-        """int32 symbols `[...]` (or float vectors `[..., n_input_classes]`) -> float32 `[..., R]`."""
+        """int32 symbols `[...]` (or float vectors `[..., n_input_classes]`) -> `[..., R]` in the
+        compute dtype (float32 unless built under a mixed policy)."""
         if self.config.input_kind == "one_hot":
-            return tf.gather(self.embedding, x)
+            return _cast(self, tf.gather(self.embedding, x))
         if self.config.input_kind == "vector":
-            return tf.matmul(x, self.input_kernel) + self.input_bias
-        value = ops.mu_law_decode(x, self.config.n_input_classes)[..., None]
-        return tf.matmul(value, self.input_kernel) + self.input_bias
+            value = x
+        else:
+            value = ops.mu_law_decode(x, self.config.n_input_classes)[..., None]
+        return tf.matmul(_cast(self, value), _cast(self, self.input_kernel)) + _cast(self, self.input_bias)
 
     def _split_bias(self, bias, n):
         if bias is None:
@@ -228,9 +240,11 @@ class WaveNetStack(keras.layers.Layer):
         return [bias[..., i * g:(i + 1) * g] for i in range(n)]
 
     def head(self, zs: list[tf.Tensor]) -> tf.Tensor:
-        s = tf.matmul(tf.concat(zs, -1), self.skip_kernel) + self.skip_bias
-        h = tf.nn.relu(tf.matmul(tf.nn.relu(s), self.head_kernel_1) + self.head_bias_1)
-        return tf.matmul(h, self.head_kernel_2) + self.head_bias_2
+        """Skip sum and output head; the output is float32 whatever the compute dtype (logits
+        go to the softmax, queries to the quantiser, biases to the next network)."""
+        s = tf.matmul(tf.concat(zs, -1), _cast(self, self.skip_kernel)) + _cast(self, self.skip_bias)
+        h = tf.nn.relu(tf.matmul(tf.nn.relu(s), _cast(self, self.head_kernel_1)) + _cast(self, self.head_bias_1))
+        return tf.cast(tf.matmul(h, _cast(self, self.head_kernel_2)) + _cast(self, self.head_bias_2), tf.float32)
 
     def call(self, x: tf.Tensor, bias: Optional[tf.Tensor] = None, bias_hop: int = 1) -> tf.Tensor:
         """Full forward.
@@ -252,6 +266,7 @@ class WaveNetStack(keras.layers.Layer):
         """The stack after the input layer: float32 `[B, T, R]` -> `[B, T, output_channels]`
         (differentiable in its input, which is how tests measure the receptive field)."""
         self._check_bias(bias)
+        h = _cast(self, h)
         zs = []
         for block, b in zip(self.blocks, self._split_bias(bias, len(self.blocks))):
             if b is not None and bias_hop != 1:

@@ -91,13 +91,15 @@ class ADA(keras.Model):
         self.config = config
         c = config
         self.encoder = Encoder(c.encoder, c.hop, name="encoder")
+        # the quantiser and its K-means statistics stay float32 under a mixed policy (issue 12)
         if c.quantizer == "vq":
             self.quantizer = VectorQuantizerEMA(c.n_codes, c.code_channels, beta=c.beta, gamma=c.gamma,
                                                 data_init=c.data_init, restart_dead_codes=c.restart_dead_codes,
-                                                query_norm=c.query_norm, name="quantizer")
+                                                query_norm=c.query_norm, name="quantizer", dtype="float32")
         else:
             self.quantizer = ArgmaxQuantizer(c.n_codes, nu=c.nu, name="quantizer",
-                                             nonlinearity="softmax" if c.quantizer == "amae_softmax" else "relu")
+                                             nonlinearity="softmax" if c.quantizer == "amae_softmax" else "relu",
+                                             dtype="float32")
         self.modulator = Modulator(c.modulator, name="modulator")
         self.local = WaveNet(c.local, name="local_model")
 
