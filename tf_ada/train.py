@@ -18,6 +18,7 @@ Output folder layout (`out_dir/`):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import tensorflow as tf
 
 from tf_ada import data, evaluation, faults, fileio, ops, runs
 from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
+from tf_ada.layers.quantizers import VectorQuantizerEMA
 from tf_ada.models.ada import ADA
 from tf_ada.models.wavenet import WaveNet, nll_per_timestep
 
@@ -144,15 +146,7 @@ class Trainer:
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak,
                                               step=self.step)
-        # every worker restores the chief's checkpoints: the files are the truth (runs.reconcile_index)
-        ckpt_dir = os.path.join(out_dir, "checkpoints")
-        prefixes = runs.reconcile_index(ckpt_dir, self.log) if self.is_chief else runs.checkpoint_prefixes(ckpt_dir)
-        save_dir = ckpt_dir
-        if not self.is_chief:  # MultiWorker: every worker saves, only the chief's copy is kept (`save`)
-            save_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir, max_to_keep=3,
-                                                  checkpoint_name=runs.CHECKPOINT_PREFIX)
-        restored = runs.restore_newest_intact(self.checkpoint, prefixes, self.log)
+        restored = self._open_checkpoints()
         if restored:
             self.log(f"train: resumed {experiment.name} from {restored} (step {self.current_step})")
         if self.is_chief:
@@ -160,6 +154,48 @@ class Trainer:
         self.writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard")) if self.is_chief \
             else tf.summary.create_noop_writer()
         self._train_step = None
+
+    def _open_checkpoints(self) -> Optional[str]:
+        """Opens the checkpoint manager on the run folder and restores its newest intact checkpoint
+        (returns its prefix, or None when there is none yet)."""
+        # every worker restores the chief's checkpoints: the files are the truth (runs.reconcile_index)
+        ckpt_dir = os.path.join(self.out_dir, "checkpoints")
+        prefixes = runs.reconcile_index(ckpt_dir, self.log) if self.is_chief else runs.checkpoint_prefixes(ckpt_dir)
+        save_dir = ckpt_dir
+        if not self.is_chief:  # MultiWorker: every worker saves, only the chief's copy is kept (`save`)
+            save_dir = os.path.join(self.out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir, max_to_keep=3,
+                                                  checkpoint_name=runs.CHECKPOINT_PREFIX)
+        return runs.restore_newest_intact(self.checkpoint, prefixes, self.log)
+
+    def reload(self, experiment: Optional[Experiment] = None) -> Optional[str]:
+        """Restores the run folder's newest intact checkpoint into the live model, optimiser,
+        Polyak averages and step, and sets a VQ-VAE's beta and gamma from `experiment` (default:
+        the folder's experiment.json, which is then rewritten with it), without rebuilding the
+        model or recompiling the training step. Population based training (`tf_ada.pbt`) calls it
+        after it replaced a member's checkpoints and hyperparameters by another member's.
+
+        Returns:
+          The restored prefix; None if the folder holds no checkpoint (the live state is kept).
+
+        Raises:
+          RunError: `experiment` differs from the one trained in more than beta and gamma.
+        """
+        path = os.path.join(self.out_dir, "experiment.json")
+        experiment = experiment or runs.read_experiment(path)
+        model = experiment.model
+        if isinstance(model, ADAConfig) and isinstance(self.experiment.model, ADAConfig):
+            model = dataclasses.replace(model, beta=self.experiment.model.beta, gamma=self.experiment.model.gamma)
+        if dataclasses.replace(experiment, model=model) != self.experiment:
+            raise runs.RunError(f"{self.out_dir}: reload may change only beta and gamma of the experiment")
+        self.experiment = experiment
+        if isinstance(getattr(self.model, "quantizer", None), VectorQuantizerEMA):
+            self.model.quantizer.set_hyperparameters(beta=experiment.model.beta, gamma=experiment.model.gamma)
+        if self.is_chief:
+            fileio.atomic_write_json(path, experiment.to_dict())
+        restored = self._open_checkpoints()
+        self.log(f"train: reloaded {experiment.name} from {restored or 'no checkpoint'} (step {self.current_step})")
+        return restored
 
     @property
     def current_step(self) -> int:
@@ -218,17 +254,19 @@ class Trainer:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return self.strategy.experimental_distribute_dataset(ds.with_options(options))
 
-    def train(self, steps: Optional[int] = None, on_step=None) -> dict:
+    def train(self, steps: Optional[int] = None, on_step=None, evaluate: bool = True) -> dict:
         """Trains until `steps` (default: the config's) total steps; returns the last evaluation.
 
         `on_step(step, scalars)`, if given, is called after every step with the step's named
-        scalars (floats), e.g. for diagnostics that look at the model between steps."""
+        scalars (floats), e.g. for diagnostics that look at the model between steps.
+        `evaluate=False` skips the periodic and final evaluations and returns {} (population
+        based training measures its own fitness between intervals)."""
         cfg = self.experiment.train
         target = cfg.steps if steps is None else steps
         start_step = self.current_step
         if start_step >= target:
             self.log(f"train: {self.experiment.name} already at step {start_step} >= {target}")
-            return self.last_eval()
+            return self.last_eval() if evaluate else {}
         if self._train_step is None:
             self._train_step = self._make_train_step()
         it = iter(self.dataset())
@@ -262,7 +300,7 @@ class Trainer:
                 sums, n_sum = {}, 0
             if step % cfg.checkpoint_every == 0 or step == target:
                 self.save()
-            if step % cfg.eval_every == 0 or step == target:
+            if evaluate and (step % cfg.eval_every == 0 or step == target):
                 result = self.evaluate(final=step == target)
         return result
 

@@ -48,6 +48,16 @@ def _replica_sum(values):
 QUERY_NORMS = ("none", "l2", "standardize")
 
 
+class _Hyperparameters:
+    """beta and gamma of a `VectorQuantizerEMA` as variables. A plain object (neither a Keras layer
+    nor a `tf.Module`), so that neither Keras nor tf.train.Checkpoint tracks what it holds."""
+
+    def __init__(self, beta: float, gamma: float):
+        kwargs = dict(trainable=False, dtype=tf.float32, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.beta = tf.Variable(float(beta), name="beta", **kwargs)
+        self.gamma = tf.Variable(float(gamma), name="gamma", **kwargs)
+
+
 class VectorQuantizerEMA(keras.layers.Layer):
     """VQ-VAE bottleneck with an exponentially smoothed K-means codebook (sec. 3.1, Eq. 1).
 
@@ -96,6 +106,13 @@ class VectorQuantizerEMA(keras.layers.Layer):
     The EMA statistics change only when `training=True`. Under a distribution strategy, the
     per-code counts and sums are summed over replicas before the update, so every replica holds
     the same codebook.
+
+    beta and gamma are hyperparameters held in float32 `tf.Variable`s (`self.beta`, `self.gamma`),
+    so that population based training can change them between steps of an already compiled
+    (XLA) training step: `set_hyperparameters(beta=..., gamma=...)` takes effect at the next
+    step. They are neither trainable nor weights of the layer: not in `variables`, not Polyak
+    averaged and not in checkpoints (the run folder's experiment.json holds their values, so
+    checkpoints written before they were variables still restore exactly).
     """
 
     def __init__(self, n_codes: int, code_channels: int, beta: float = 0.25, gamma: float = 0.99,
@@ -103,7 +120,8 @@ class VectorQuantizerEMA(keras.layers.Layer):
                  dead_threshold: float = 1e-3, query_norm: str = "none", **kwargs):
         super().__init__(**kwargs)
         self.n_codes, self.code_channels = int(n_codes), int(code_channels)
-        self.beta, self.gamma, self.epsilon = float(beta), float(gamma), float(epsilon)
+        self.epsilon = float(epsilon)
+        self._hyperparameters = _Hyperparameters(beta, gamma)
         self.data_init, self.restart_dead_codes = bool(data_init), bool(restart_dead_codes)
         self.dead_threshold = float(dead_threshold)
         if query_norm not in QUERY_NORMS:
@@ -142,9 +160,27 @@ class VectorQuantizerEMA(keras.layers.Layer):
     def build(self, input_shape):
         pass  # weights are created in __init__
 
+    @property
+    def beta(self) -> tf.Variable:
+        """beta of Eq. 1 (a float32 variable; see `set_hyperparameters`)."""
+        return self._hyperparameters.beta
+
+    @property
+    def gamma(self) -> tf.Variable:
+        """gamma, the K-means EMA decay (a float32 variable; see `set_hyperparameters`)."""
+        return self._hyperparameters.gamma
+
+    def set_hyperparameters(self, beta: Optional[float] = None, gamma: Optional[float] = None) -> None:
+        """Sets beta and/or gamma; the next call (compiled training steps included) uses them."""
+        if beta is not None:
+            self.beta.assign(float(beta))
+        if gamma is not None:
+            self.gamma.assign(float(gamma))
+
     def get_config(self):
         return {**super().get_config(), "n_codes": self.n_codes, "code_channels": self.code_channels,
-                "beta": self.beta, "gamma": self.gamma, "epsilon": self.epsilon, "data_init": self.data_init,
+                "beta": float(self.beta.numpy()), "gamma": float(self.gamma.numpy()), "epsilon": self.epsilon,
+                "data_init": self.data_init,
                 "restart_dead_codes": self.restart_dead_codes, "dead_threshold": self.dead_threshold,
                 "query_norm": self.query_norm}
 
