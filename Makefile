@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine with Python 3.11:
 #   make demo   -- the main job on the built-in default data
 #   make test   -- the test suite
-# Each creates (or reuses) .venv and installs the package with its pinned dependencies.
+# Each creates (or reuses) .venv and installs the package with the exact versions in constraints.txt.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,10 +17,11 @@ IS_ROOT  ?= $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 .PHONY: demo test lint system-deps venv clean bench mutate
 
-$(STAMP): setup.cfg pyproject.toml
+# setup.cfg holds compatible ranges; constraints.txt the exact versions we test with
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,corpus]'
+	$(BIN)/pip install --quiet --upgrade -c constraints.txt pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,corpus]'
 	touch $(STAMP)
 
 venv: $(STAMP)

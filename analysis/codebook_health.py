@@ -214,10 +214,10 @@ def _parse_value(text: str):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from tf_ada.cli import HelpFormatter
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--row", default="1.2", help="Table 1 row (an ADA)")
-    p.add_argument("--scale", default="cpu", choices=configs.SCALES)
+    p.add_argument("--scale", default="cpu", choices=configs.SCALES, help="the row's model and training sizes")
     p.add_argument("--data", required=True, help="prepared audio shards")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--steps", type=int, default=300, help="training steps")

@@ -76,11 +76,12 @@ def plot_figure2(audio, codes, path: str, marker: Optional[float] = None) -> str
 
 def main(argv=None) -> int:
     from analysis.predictability import read_csv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio", required=True)
-    parser.add_argument("--codes")
-    parser.add_argument("--marker", type=float, help="encoder receptive field in code steps")
-    parser.add_argument("--out", required=True)
+    from tf_ada.cli import HelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--audio", required=True, help="profile_audio.csv (python -m analysis.predictability)")
+    parser.add_argument("--codes", help="profile_codes.csv (default: the audio panel only)")
+    parser.add_argument("--marker", type=float, help="encoder receptive field in code steps (a vertical line)")
+    parser.add_argument("--out", required=True, help="the figure to write (.png)")
     args = parser.parse_args(argv)
     plot_figure2(read_csv(args.audio), read_csv(args.codes) if args.codes else None, args.out, args.marker)
     print(f"plot_profiles: wrote {args.out}")

@@ -417,19 +417,23 @@ def receptive_fields(text: str) -> list[int]:
     return sorted(set(rfs))
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m analysis.predictability") -> int:
     from tf_ada.cli import ArgumentParser, positive_int
-    parser = ArgumentParser(prog="python -m analysis.predictability", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", choices=["audio", "codes"], required=True)
+    parser = ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--source", choices=["audio", "codes"], required=True,
+                        help="profile mu-law audio, or the codes an ADA (--checkpoint) gives it")
     parser.add_argument("--data", required=True, help="audio shard folder (tf-ada prepare)")
     parser.add_argument("--checkpoint", help="ADA run folder whose codes to profile (--source codes)")
-    parser.add_argument("--rf", type=receptive_fields, default="0,1,2,4,8,16,32,64,128,256,512,1024")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--max-train-timesteps", type=positive_int, default=2_000_000)
-    parser.add_argument("--max-eval-timesteps", type=positive_int, default=200_000)
-    parser.add_argument("--hidden", type=positive_int, default=128)
-    parser.add_argument("--max-steps", type=positive_int, default=20000)
+    parser.add_argument("--rf", type=receptive_fields, default="0,1,2,4,8,16,32,64,128,256,512,1024",
+                        help="comma-separated receptive fields r of the predictor")
+    parser.add_argument("--out", required=True, help="output folder (profile_SOURCE.csv and .png)")
+    parser.add_argument("--max-train-timesteps", type=positive_int, default=2_000_000,
+                        help="training symbols read from the train split")
+    parser.add_argument("--max-eval-timesteps", type=positive_int, default=200_000,
+                        help="evaluation symbols read from the held-out split")
+    parser.add_argument("--hidden", type=positive_int, default=128, help="the predictor's hidden size")
+    parser.add_argument("--max-steps", type=positive_int, default=20000,
+                        help="training steps per r before giving up on the convergence test")
     args = parser.parse_args(argv)
     from tf_ada import data
     os.makedirs(args.out, exist_ok=True)

@@ -235,12 +235,13 @@ def write_index(out: str, results: dict, md: str, pretrained_result=None) -> str
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/demo")
+    from tf_ada.cli import HelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--out", default="runs/demo", help="output folder (index.html, table1.md, audio/, runs/)")
     parser.add_argument("--steps", type=int, default=30, help="steps per Table 1 row")
-    parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu"])
+    parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu"], help="model sizes (configs.py)")
     parser.add_argument("--hours", type=float, default=3.0, help="size of the default corpus")
-    parser.add_argument("--rows", default=",".join(paper.TABLE1))
+    parser.add_argument("--rows", default=",".join(paper.TABLE1), help="comma-separated Table 1 rows")
     parser.add_argument("--pretrained", default=",".join(PRETRAINED),
                         help="shipped models that reconstruct held-out excerpts (comma-separated), or 'none'")
     parser.add_argument("--excerpts", type=int, default=8, help="held-out excerpts for the pretrained models")

@@ -111,12 +111,14 @@ def _check_lines(name: str, results: list) -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="cpu", choices=list(SETTINGS))
-    parser.add_argument("--data")
-    parser.add_argument("--out")
+    from tf_ada.cli import HelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--scale", default="cpu", choices=list(SETTINGS),
+                        help="receptive fields and training budget of the profile models (SETTINGS)")
+    parser.add_argument("--data", help="audio shard folder (default: the built-in corpus)")
+    parser.add_argument("--out", help="output folder (default: runs/figure2-SCALE)")
     parser.add_argument("--checkpoint", help="ADA run folder (default: the Table 1 row 1.2 run of this scale)")
-    parser.add_argument("--skip-codes", action="store_true")
+    parser.add_argument("--skip-codes", action="store_true", help="profile the audio only")
     args = parser.parse_args(argv)
     s = SETTINGS[args.scale]
     out = args.out or os.path.join("runs", f"figure2-{args.scale}")

@@ -1,6 +1,7 @@
 """Table 1 (sec. 4.1): ADAs trained on audio, our rows beside the paper's, with a verdict per claim.
 
     python -m reproduce.table1 --scale tiny|cpu|paper [--data DIR] [--out DIR] [--steps N] [--rows 1.1,1.2]
+    python -m reproduce.table1 --scale paper --dry-run     # costs of every row, nothing trained
 
 Trains (or resumes) each row with `tf_ada.train.Trainer`, evaluates it with Polyak-averaged
 weights under both protocols of `tf_ada.evaluation` (the paper's 1-s sequences, and full
@@ -184,18 +185,54 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
     return md
 
 
+def dry_run(rows: list, scale: str, steps, bench_dir: str) -> str:
+    """Each row's parameters, receptive fields, FLOPs, memory and estimated time (`tf_ada.plan`),
+    and the estimated total; trains nothing."""
+    from tf_ada import plan
+    blocks, total, missing = [], 0.0, []
+    for row in rows:
+        experiment = configs.table1_row(row, scale, steps=steps)
+        d = plan.describe(experiment, bench_dir=bench_dir)
+        blocks.append(plan.format_plan(d, experiment))
+        if d["seconds"] is None:
+            missing.append(row)
+        else:
+            total += d["seconds"]
+    if missing:
+        blocks.append(f"total time: unavailable (no benchmark rate for rows {', '.join(missing)})")
+    else:
+        blocks.append(f"total time (estimate): {total / 3600:.1f} h of training for {len(rows)} rows, "
+                      "evaluations and reconstructions not included")
+    return "\n\n".join(blocks)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="cpu", choices=configs.SCALES)
+    from tf_ada.cli import HelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--scale", default="cpu", choices=configs.SCALES, help="model and training sizes (configs.py)")
     parser.add_argument("--data", help="shard folder (default: the built-in corpus)")
     parser.add_argument("--out", help="output folder (default runs/table1-SCALE)")
-    parser.add_argument("--steps", type=int, help="override the steps of every row")
+    parser.add_argument("--steps", type=int, help="override the steps of every row (default: each row's)")
     parser.add_argument("--rows", default=",".join(paper.TABLE1), help="comma-separated rows")
     parser.add_argument("--eval-batches", type=int,
-                        help="periodic evaluation: eval_batches x batch_size 1-s windows per split")
+                        help="periodic evaluation: eval_batches x batch_size 1-s windows per split "
+                        "(default: the row's)")
     parser.add_argument("--eval-sequences", help="held-out 1-s windows of the final evaluation, or 'all' "
                         "(default: the periodic budget at tiny/cpu scale, the whole split at paper scale)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each row's parameters, receptive fields, FLOPs, memory and estimated time; "
+                        "train nothing")
+    parser.add_argument("--bench-dir", default=os.path.join("runs", "bench"),
+                        help="benchmark JSON for --dry-run's time estimates (tf-ada bench train)")
     args = parser.parse_args(argv)
+    unknown = [row for row in args.rows.split(",") if row not in configs.TABLE1_ROWS]
+    if unknown:
+        parser.error(f"--rows: unknown row(s) {', '.join(unknown)}; choose from {','.join(configs.TABLE1_ROWS)}")
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be a positive integer, got {args.steps}")
+    if args.dry_run:
+        print(dry_run(args.rows.split(","), args.scale, args.steps, args.bench_dir))
+        return 0
     out = args.out or os.path.join("runs", f"table1-{args.scale}")
     os.makedirs(out, exist_ok=True)
     data_dir = args.data or default_data(args.scale)

@@ -33,6 +33,11 @@ def test_trainer_resumes_and_rebuilds_from_folder(audio_shards, tmp_path):
     assert os.listdir(tmp_path / "run" / "tensorboard")
     from tf_ada.train import read_eval_history
     assert [r["step"] for r in read_eval_history(str(tmp_path / "run"))] == [2]
+    # the live (not averaged) weights rebuild from the folder too, the blocks' weights included
+    live, _ = load_model(str(tmp_path / "run"), polyak=False)
+    assert len(live.trainable_variables) == len(t.model.trainable_variables)
+    for a, b in zip(t.model.trainable_variables, live.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     # a new trainer resumes from step 2 and continues to 3
     t2 = Trainer(exp, audio_shards, str(tmp_path / "run"), log=logs.append)
     assert t2.current_step == 2 and any("resumed" in line for line in logs)

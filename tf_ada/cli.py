@@ -1,4 +1,6 @@
-"""The `tf-ada` command line: prepare | corpus build | train | reconstruct | sample.
+"""The `tf-ada` command line: prepare | corpus build | train | config | export | reconstruct | sample,
+and the reproduction and analysis scripts: table1 | figure2 | demo | profile | plot-profiles |
+codebook-health | bench | pretrained (each delegates to its module's own command line).
 
 Arguments are checked before any work; an expected failure (a bad argument, file, data folder or
 run folder, a missing tool, a busy folder) ends with one line `tf-ada CMD: error: ...` and exit
@@ -7,6 +9,9 @@ code 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import json
 import math
 import os
 import sys
@@ -14,8 +19,23 @@ import sys
 from tf_ada import __version__
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows every flag's default (unless its help already says "default") and keeps
+    descriptions' line breaks."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line naming the argument (exit code 2)."""
+    """An argparse parser whose errors are one line naming the argument (exit code 2) and whose
+    help shows every flag's default."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -116,9 +136,10 @@ def _cmd_corpus(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
+def _experiment_from_args(args, resume_folder=None):
+    """The experiment `--experiment FILE`, `--row` (at `--scale`, `--steps`) or the run folder to
+    resume names, with the `--set KEY=VALUE` overrides applied (each checked; errors name the key)."""
     from tf_ada import configs, runs
-    from tf_ada.train import Trainer
     if args.experiment:
         experiment = runs.read_experiment(args.experiment)
     elif args.row:
@@ -126,14 +147,62 @@ def _cmd_train(args) -> int:
             raise runs.RunError(f"--row: unknown Table 1 row {args.row!r}; "
                                 f"choose from {', '.join(configs.TABLE1_ROWS)}")
         experiment = configs.table1_row(args.row, args.scale, steps=args.steps)
-    else:  # resume a folder
-        path = os.path.join(args.out, "experiment.json")
+    elif resume_folder is not None:
+        path = os.path.join(resume_folder, "experiment.json")
         if not os.path.exists(path):
-            raise runs.RunError(f"{args.out}: no experiment.json to resume; give --row or --experiment")
+            raise runs.RunError(f"{resume_folder}: no experiment.json to resume; give --row or --experiment")
         experiment = runs.read_experiment(path)
-    trainer = Trainer(experiment, args.data, args.out)
+    else:
+        raise runs.RunError("give --row or --experiment")
+    if args.set:
+        try:
+            experiment = configs.override_text(experiment, args.set)
+        except configs.ConfigError as e:
+            raise runs.RunError(f"--set: {e}") from None
+    return experiment
+
+
+def _cmd_train(args) -> int:
+    from tf_ada import runs
+    if args.dry_run:
+        return _dry_run(_experiment_from_args(args, resume_folder=args.out), args.steps, args.bench_dir)
+    missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
+    if missing:
+        raise runs.RunError(f"{' and '.join(missing)} required (or --dry-run)")
+    experiment = _experiment_from_args(args, resume_folder=args.out)
+    if args.quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tf_ada.train import Trainer
+    trainer = Trainer(experiment, args.data, args.out, log=(lambda line: None) if args.quiet else print)
     result = trainer.train(steps=args.steps)
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    if not args.quiet:
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+        print(f"train: log in {os.path.join(args.out, runs.LOG_FILE)}")
+    return 0
+
+
+def _dry_run(experiment, steps, bench_dir) -> int:
+    from tf_ada import plan
+    print(plan.format_plan(plan.describe(experiment, bench_dir=bench_dir, steps=steps), experiment))
+    return 0
+
+
+def _cmd_config(args) -> int:
+    from tf_ada import configs
+    experiment = _experiment_from_args(args)
+    if args.keys:
+        for key, value in configs.flat_items(experiment).items():
+            print(f"{key}={'null' if value is None else str(value).lower() if isinstance(value, bool) else value}")
+    else:
+        print(json.dumps(experiment.to_dict(), indent=2))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from tf_ada import export
+    written = export.export_run(args.run, args.output, saved_model_dir=args.saved_model)
+    print(f"export: {written['name']} ({written['model']}, Polyak weights) -> {written['keras']}"
+          + (f" and SavedModel {written['saved_model']}" if args.saved_model else ""))
     return 0
 
 
@@ -201,50 +270,147 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("corpus", help="the built-in piano corpus")
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     p = corpus_sub.add_parser("build", help="render real compositions with the sampled piano, then prepare")
-    p.add_argument("out")
+    p.add_argument("out", help="output folder: wav/, data/ (the prepared shards), corpus.json")
     p.add_argument("--hours", type=positive_float, default=3.0,
                    help="all solo piano, plus other material up to this total")
     p.add_argument("--sources", help="comma-separated subset of jam,keyboard,chorales,quartets,palestrina")
     p.add_argument("--tiny", action="store_true", help="about one minute (two pieces), for tests")
-    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 2, help="parallel render jobs")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
     p.set_defaults(func=_cmd_corpus)
 
-    p = sub.add_parser("train", help="train (or resume) a WaveNet or an ADA")
-    p.add_argument("--data", required=True, help="shard folder")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, experiment.json, tensorboard)")
-    p.add_argument("--row", help="a Table 1 row, e.g. 1.2")
-    p.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "paper"])
-    p.add_argument("--experiment", help="an experiment.json to train")
+    p = sub.add_parser("train", help="train (or resume) a WaveNet or an ADA",
+                       description="Train (or resume) a WaveNet or an ADA into a run folder.\n\nThe experiment: "
+                       "--row, --experiment FILE (e.g. from tf-ada config), or the folder's\nown experiment.json "
+                       "(resume); --set changes fields of it. Every line logged also goes\nto OUT/train.log.")
+    p.add_argument("--data", help="shard folder (tf-ada prepare / corpus build); required unless --dry-run")
+    p.add_argument("--out", help="run folder (checkpoints, experiment.json, train.log, tensorboard); "
+                   "required unless --dry-run")
+    _experiment_arguments(p)
     p.add_argument("--steps", type=positive_int, help="total steps to train to (default: the experiment's)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print parameters, receptive fields, FLOPs, a memory estimate and the estimated time "
+                   "(from --bench-dir), and train nothing")
+    p.add_argument("--bench-dir", default=os.path.join("runs", "bench"),
+                   help="where `tf-ada bench train` wrote its JSON (for --dry-run's time estimate)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (the log still goes to train.log)")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("config", help="print an experiment as JSON (for tf-ada train --experiment)",
+                       description="Print an experiment as JSON, e.g.\n\n  tf-ada config --row 1.2 --scale cpu "
+                       "--set train.batch_size=16 > exp.json\n  tf-ada train --experiment exp.json --data DIR "
+                       "--out DIR")
+    _experiment_arguments(p)
+    p.add_argument("--steps", type=positive_int,
+                   help="with --row: the row's steps, warm-up kept in proportion (default: the row's)")
+    p.add_argument("--keys", action="store_true", help="print every KEY=VALUE that --set accepts instead of JSON")
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("export", help="export a run's model as a .keras file (and a SavedModel for serving)",
+                       description="Export a run folder's model (its Polyak-averaged weights, as evaluated) as\n"
+                       "a Keras archive (load it with tf_ada.export.load_keras) and, with --saved-model,\n"
+                       "a TensorFlow SavedModel whose `serve` endpoint maps int32 mu-law audio [B, T]\n"
+                       "to logits, NLL per step and (ADA) codes.")
+    p.add_argument("run", help="a run folder (experiment.json + checkpoints)")
+    p.add_argument("output", type=keras_file, help="the .keras file to write")
+    p.add_argument("--saved-model", metavar="DIR", type=saved_model_dir, help="also write a SavedModel to DIR")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("reconstruct", help="encode a recording with an ADA and decode it back")
-    p.add_argument("input")
-    p.add_argument("output", type=output_file)
+    p.add_argument("input", help="a recording (wav, flac, ogg, mp3; any rate)")
+    p.add_argument("output", type=output_file, help="the reconstruction (.wav, 16 kHz)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="an ADA run folder")
     which.add_argument("--pretrained", metavar="NAME",
                        help="a shipped model (tf_ada.pretrained), e.g. 1.2-cpu or 1.5-cpu; no training needed")
     p.add_argument("--seconds", type=positive_float, help="only the first seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.set_defaults(func=_cmd_reconstruct)
 
     p = sub.add_parser("sample", help="sample audio from an unconditional WaveNet run folder")
-    p.add_argument("output", type=output_file)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--seconds", type=positive_float, default=2.0)
-    p.add_argument("--batch-size", type=positive_int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("output", type=output_file, help="the .wav to write (OUT_i.wav for each of a batch)")
+    p.add_argument("--checkpoint", required=True, help="an unconditional WaveNet run folder")
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="length of each sample")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="samples drawn at once")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.set_defaults(func=_cmd_sample)
 
+    for name, (module, text) in DELEGATED.items():  # listed here; main() hands their arguments over
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER, help=f"the arguments of python -m {module} (see --help)")
     return parser
+
+
+def _experiment_arguments(p) -> None:
+    """--row, --scale, --experiment and --set, shared by train and config."""
+    p.add_argument("--row", help="a Table 1 row, e.g. 1.2")
+    p.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "paper"], help="the size of --row's models")
+    p.add_argument("--experiment", metavar="FILE", help="an experiment JSON (from tf-ada config, or experiment.json)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="change fields by dotted key, e.g. train.batch_size=16 model.beta=0.5 "
+                   "(tf-ada config --keys lists them)")
+
+
+def keras_file(text: str) -> str:
+    """argparse type: a writable file name ending in .keras."""
+    if not text.endswith(".keras"):
+        raise argparse.ArgumentTypeError(f"must end in .keras, got {text!r}")
+    return output_file(text)
+
+
+def saved_model_dir(text: str) -> str:
+    """argparse type: a folder for a SavedModel (not an existing file)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder for the SavedModel")
+    return text
+
+
+# the reproduction and analysis scripts: `tf-ada NAME ARGS` runs `python -m MODULE ARGS`
+DELEGATED = {
+    "table1": ("reproduce.table1", "Table 1: train, evaluate and report every row (--dry-run: costs only)"),
+    "figure2": ("reproduce.figure2", "Figure 2: predictability profiles of audio and codes, with the claims"),
+    "demo": ("reproduce.demo", "the demo: corpus, Table 1 at demo scale, an HTML page"),
+    "profile": ("analysis.predictability", "one predictability profile (sec. 4.2) of audio or an ADA's codes"),
+    "plot-profiles": ("analysis.plot_profiles", "plot predictability profiles as Figure 2"),
+    "codebook-health": ("analysis.codebook_health", "probe a VQ-VAE's codebook while it trains (issue 9)"),
+    "bench": ("tf_ada.bench", "benchmarks: data | train | generate (JSON under runs/bench/)"),
+    "pretrained": ("tf_ada.pretrained", "the shipped models: list | export RUN NAME"),
+}
+
+
+def _delegate(command: str, argv: list) -> int:
+    """Runs `python -m MODULE ARGV` in this process, its usage and errors under `tf-ada COMMAND`."""
+    module_name = DELEGATED[command][0]
+    module = importlib.import_module(module_name)
+    saved, sys.argv[0] = sys.argv[0], f"tf-ada {command}"  # argparse's prog, unless main takes one
+    try:
+        takes_prog = "prog" in inspect.signature(module.main).parameters
+        code = module.main(argv, prog=f"tf-ada {command}") if takes_prog else module.main(argv)
+    except SystemExit as e:  # --help, an argparse error (already printed), or a message
+        if isinstance(e.code, str):
+            print(f"tf-ada {command}: error: {e.code}", file=sys.stderr)
+            return 2
+        return e.code or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if isinstance(e, expected_errors()):
+            print(f"tf-ada {command}: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    finally:
+        sys.argv[0] = saved
+    return code or 0
 
 
 def main(argv=None) -> int:
     """Runs one command; returns its exit code (0, 2 for bad input, 130 when interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help, or a bad argument (already reported in one line)
@@ -264,12 +430,14 @@ def main(argv=None) -> int:
 def expected_errors() -> tuple:
     """The exception types that mean a bad input (argument, file, folder, run) rather than a bug."""
     from tf_ada.audio import AudioError
+    from tf_ada.configs import ConfigError
     from tf_ada.corpus.fetch import MissingToolError
     from tf_ada.data import DataError
     from tf_ada.fileio import FolderBusyError
     from tf_ada.runs import RunError
     from tf_ada.train import DivergenceError
-    return (AudioError, DataError, DivergenceError, FileNotFoundError, FolderBusyError, MissingToolError, RunError)
+    return (AudioError, ConfigError, DataError, DivergenceError, FileNotFoundError, FolderBusyError, MissingToolError,
+            RunError)
 
 
 if __name__ == "__main__":

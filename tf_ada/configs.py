@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import typing
 from typing import Optional, Union
 
 from tf_ada import ops
@@ -414,3 +416,293 @@ def table1_row(row: str, scale: str = "paper", steps: Optional[int] = None) -> E
     else:
         model = ada(scale, quantizer=quantizer, input_kind=input_kind, hop=hop, name=name)
     return Experiment(name=name, model=model, train=table1_train(scale, quantizer is None, steps), paper_row=row)
+
+
+# --- Overrides and validation (issue 14): dotted keys into an experiment -----------------------------
+
+class ConfigError(ValueError):
+    """A key or value that does not fit a config; the message names the dotted key (`train.batch_size`)."""
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) is Union:
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(hint))
+    if dataclasses.is_dataclass(hint):
+        return f"{'an' if hint.__name__[0] in 'AEIOU' else 'a'} {hint.__name__}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _checked(value, hint, key: str):
+    """`value` if it has the type `hint` (an int for a float field becomes a float); else a ConfigError."""
+    if typing.get_origin(hint) is Union:
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is not type(None):
+                try:
+                    return _checked(value, a, key)
+                except ConfigError:
+                    pass
+    elif dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key} must be {_type_name(hint)}, got {value!r}")
+
+
+def _from_text(text: str, hint, key: str):
+    """A command-line value (`--set KEY=TEXT`) read as the field's type."""
+    if typing.get_origin(hint) is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if type(None) in typing.get_args(hint) and text.strip().lower() in ("null", "none"):
+            return None
+        hint = args[0] if len(args) == 1 else hint
+    try:
+        if hint is bool:
+            return {"true": True, "false": False, "1": True, "0": False}[text.strip().lower()]
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+    except (KeyError, ValueError):
+        raise ConfigError(f"{key} must be {_type_name(hint)}, got {text!r}") from None
+    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) is Union:
+        raise ConfigError(f"{key} is a whole config ({_type_name(hint)}); set its fields, e.g. {key}.NAME=VALUE")
+    return text
+
+
+def _field_names(obj) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj)]
+
+
+def _unknown(key: str, name: str, obj) -> ConfigError:
+    where = f" under {key.rpartition('.')[0]}" if "." in key else ""
+    return ConfigError(f"unknown key {key!r}: {type(obj).__name__}{where} has no field {name!r}; "
+                       f"valid keys: {', '.join(_field_names(obj))}")
+
+
+def _tree(changes: dict) -> dict:
+    """{"a.b": v, "a.c": w} -> {"a": {"b": _Leaf(v), "c": _Leaf(w)}}; a key given both as a value
+    and as the prefix of another key is an error."""
+    tree: dict = {}
+    for key, value in changes.items():
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"bad key {key!r}: expected dotted field names, e.g. train.batch_size")
+        node, parts = tree, key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if isinstance(node, _Leaf):
+                raise ConfigError(f"{'.'.join(parts[: i + 1])} and {key} are both given")
+        if parts[-1] in node:
+            raise ConfigError(f"{key} is given together with keys under it")
+        node[parts[-1]] = _Leaf(value)
+    return tree
+
+
+class _Leaf:
+    def __init__(self, value):
+        self.value = value
+
+
+def _apply(obj, tree: dict, prefix: str):
+    hints, updates = _hints(type(obj)), {}
+    for name, node in tree.items():
+        key = f"{prefix}{name}"
+        if name not in hints or name not in _field_names(obj):
+            raise _unknown(key, name, obj)
+        if isinstance(node, _Leaf):
+            updates[name] = _checked(node.value, hints[name], key)
+        else:
+            current = getattr(obj, name)
+            if not dataclasses.is_dataclass(current):
+                raise ConfigError(f"{key} is {_type_name(hints[name])}, not a config with fields; "
+                                  f"set it as {key}=VALUE")
+            updates[name] = _apply(current, node, key + ".")
+    try:
+        return dataclasses.replace(obj, **updates)
+    except (TypeError, ValueError) as e:  # a config's own check (__post_init__) refused the combination
+        raise ConfigError(f"{', '.join(_leaf_keys(tree, prefix))}: {e}") from None
+
+
+def _leaf_keys(tree: dict, prefix: str) -> list[str]:
+    return [k for name, node in tree.items()
+            for k in ([prefix + name] if isinstance(node, _Leaf) else _leaf_keys(node, f"{prefix}{name}."))]
+
+
+def override(config, changes: dict):
+    """A copy of a frozen config with fields replaced by dotted key, type-checked and validated.
+
+        override(experiment, {"train.batch_size": 16, "model.beta": 0.5, "model.local.residual_channels": 32})
+
+    Keys follow the dataclass fields: an `Experiment` has `name`, `model` (a `WaveNetConfig` or an
+    `ADAConfig`, whose `encoder`, `modulator` and `local` are `WaveNetConfig`s), `train` (a
+    `TrainConfig`) and `paper_row`. All changes are applied together, so coupled fields (a
+    modulator's output and the local model's gates) can change in one call. PBT perturbs
+    hyperparameters through this.
+
+    Raises:
+      ConfigError: naming the key: an unknown key (with the valid keys at that level), a value of
+        the wrong type (an int for a float field is accepted), or a result the configs refuse
+        (`validate`).
+    """
+    result = _apply(config, _tree(changes), "")
+    validate(result)
+    return result
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """`"train.batch_size=16"` -> `("train.batch_size", "16")` (the value is read by `override_text`)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{text!r} is not KEY=VALUE (e.g. train.batch_size=16)")
+    return key.strip(), value
+
+
+def field_hint(config, key: str):
+    """The declared type of the field at dotted `key` (resolving which model class `config` holds)."""
+    obj, parts = config, key.split(".")
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(obj):
+            raise ConfigError(f"{'.'.join(parts[:i])} is not a config with fields; {key} does not exist")
+        if part not in _field_names(obj):
+            raise _unknown(".".join(parts[: i + 1]), part, obj)
+        if i == len(parts) - 1:
+            return _hints(type(obj))[part]
+        obj = getattr(obj, part)
+
+
+def override_text(config, assignments: list[str]):
+    """`override` from command-line `KEY=VALUE` strings, each value read as its field's type
+    (`true`/`false`, `null` for optional fields, numbers, or the text itself for strings)."""
+    changes = {}
+    for text in assignments:
+        key, value = parse_assignment(text)
+        if key in changes:
+            raise ConfigError(f"{key} is set twice")
+        changes[key] = _from_text(value, field_hint(config, key), key)
+    return override(config, changes)
+
+
+def train_config_problems(cfg: TrainConfig) -> list[str]:
+    """What makes a `TrainConfig` unusable, one message per field naming it (empty when fine)."""
+    problems = []
+    for name in ("batch_size", "n_samples", "steps", "log_every", "eval_every", "checkpoint_every"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"train.{name} must be a positive integer, got {value!r}")
+    if cfg.eval_batches is not None and (isinstance(cfg.eval_batches, bool) or not isinstance(cfg.eval_batches, int)
+                                         or cfg.eval_batches < 1):
+        problems.append(f"train.eval_batches must be a positive integer or null, got {cfg.eval_batches!r}")
+    if isinstance(cfg.warmup_steps, bool) or not isinstance(cfg.warmup_steps, int) or cfg.warmup_steps < 0:
+        problems.append(f"train.warmup_steps must be an integer >= 0, got {cfg.warmup_steps!r}")
+    if not (isinstance(cfg.learning_rate, (int, float)) and math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+        problems.append(f"train.learning_rate must be a positive number, got {cfg.learning_rate!r}")
+    if not (isinstance(cfg.polyak_decay, (int, float)) and 0.0 <= cfg.polyak_decay < 1.0):
+        problems.append(f"train.polyak_decay must be in [0, 1), got {cfg.polyak_decay!r}")
+    from tf_ada.train import PRECISIONS
+    if cfg.precision not in PRECISIONS:
+        problems.append(f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    return problems
+
+
+def model_problems(cfg, prefix: str) -> list[str]:
+    problems = []
+    for f in dataclasses.fields(cfg):
+        value, key = getattr(cfg, f.name), prefix + f.name
+        if dataclasses.is_dataclass(value):
+            problems += model_problems(value, key + ".")
+        elif isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            problems.append(f"{key} must be a positive integer, got {value!r}")
+    if isinstance(cfg, ADAConfig):
+        for name, (low, high) in {"beta": (0.0, None), "nu": (0.0, None), "gamma": (0.0, 1.0)}.items():
+            value = getattr(cfg, name)
+            if value < low or (high is not None and value >= high):
+                bound = f"in [{low:g}, {high:g})" if high is not None else f">= {low:g}"
+                problems.append(f"{prefix}{name} must be {bound}, got {value!r}")
+        from tf_ada.layers.quantizers import QUERY_NORMS
+        if cfg.query_norm not in QUERY_NORMS:
+            problems.append(f"{prefix}query_norm must be one of {', '.join(QUERY_NORMS)}, got {cfg.query_norm!r}")
+    return problems
+
+
+def check_types(config, prefix: str = "") -> None:
+    """Raises a ConfigError naming the first field (dotted) whose value does not have its declared type."""
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        value, key = getattr(config, f.name), prefix + f.name
+        _checked(value, hints[f.name], key)
+        if dataclasses.is_dataclass(value):
+            check_types(value, key + ".")
+
+
+def validate(config) -> None:
+    """Raises a ConfigError listing every problem (types, sizes, ranges, training settings) of an
+    `Experiment` or a model config; nothing when it can be trained."""
+    check_types(config)
+    model, train, prefix = config, None, ""
+    if isinstance(config, Experiment):
+        model, train, prefix = config.model, config.train, "model."
+    elif isinstance(config, TrainConfig):
+        model, train = None, config
+    problems = (model_problems(model, prefix) if model is not None else []) + \
+        (train_config_problems(train) if train is not None else [])
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_experiment_dict(d) -> None:
+    """Raises a ConfigError naming the first unknown key (dotted, with the valid ones) of an
+    experiment read from JSON, before it is built (`Experiment.from_dict`)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"expected a JSON object, got {type(d).__name__}")
+    _check_keys(d, [f.name for f in dataclasses.fields(Experiment)], "", "Experiment")
+    if isinstance(d.get("model"), dict):
+        _check_config_dict(d["model"], "model.")
+    if isinstance(d.get("train"), dict):
+        _check_keys(d["train"], [f.name for f in dataclasses.fields(TrainConfig)], "train.", "TrainConfig")
+
+
+def _check_config_dict(d: dict, prefix: str) -> None:
+    name = d.get("class", "WaveNetConfig")
+    if name not in _CLASSES:
+        raise ConfigError(f"{prefix}class must be one of {', '.join(_CLASSES)}, got {name!r}")
+    fields = [f.name for f in dataclasses.fields(_CLASSES[name])]
+    _check_keys(d, fields + ["class"], prefix, name)
+    for k, v in d.items():
+        if isinstance(v, dict) and "class" in v:
+            _check_config_dict(v, f"{prefix}{k}.")
+
+
+def _check_keys(d: dict, valid: list, prefix: str, cls_name: str) -> None:
+    for k in d:
+        if k not in valid:
+            raise ConfigError(f"unknown key {prefix}{k!s}: {cls_name} has no field {k!r}; "
+                              f"valid keys: {', '.join(v for v in valid if v != 'class')}")
+
+
+def flat_items(config, prefix: str = "") -> dict:
+    """{dotted key: value} of every field `override` can set (`tf-ada config --keys`)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flat_items(value, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = value
+    return out

@@ -8,17 +8,18 @@ intact one, so a resumed run never starts over and never deletes checkpoints it 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
+import time
 from typing import Callable, Optional
 
 import tensorflow as tf
 
-from tf_ada import fileio
+from tf_ada import configs, fileio
 from tf_ada.configs import Experiment
 
 CHECKPOINT_PREFIX = "ckpt"
+LOG_FILE = "train.log"  # every line the Trainer logs, time-stamped, in every run folder
 
 
 class RunError(ValueError):
@@ -44,27 +45,36 @@ def read_experiment(path: str) -> Experiment:
         raise RunError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
                        f"the experiment file is damaged") from None
     try:
+        configs.check_experiment_dict(d)
         experiment = Experiment.from_dict(d)
+        configs.check_types(experiment)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         detail = f"missing field {e}" if isinstance(e, KeyError) else str(e)
         raise RunError(f"{path}: not a tf-ada experiment ({detail})") from None
     check_train_config(experiment.train, path)
+    problems = configs.model_problems(experiment.model, "model.")
+    if problems:
+        raise RunError(f"{path}: {'; '.join(problems)}")
     return experiment
 
 
 def check_train_config(cfg, where: str) -> None:
-    """Raises a `RunError` naming `where` and the field if a training setting cannot work."""
-    for name in ("batch_size", "n_samples", "steps", "log_every", "eval_every", "checkpoint_every"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RunError(f"{where}: train.{name} must be a positive integer, got {value!r}")
-    if cfg.eval_batches is not None and (isinstance(cfg.eval_batches, bool) or not isinstance(cfg.eval_batches, int)
-                                         or cfg.eval_batches < 1):
-        raise RunError(f"{where}: train.eval_batches must be a positive integer or null, got {cfg.eval_batches!r}")
-    if not (isinstance(cfg.learning_rate, (int, float)) and math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
-        raise RunError(f"{where}: train.learning_rate must be a positive number, got {cfg.learning_rate!r}")
-    if not (isinstance(cfg.polyak_decay, (int, float)) and 0.0 <= cfg.polyak_decay < 1.0):
-        raise RunError(f"{where}: train.polyak_decay must be in [0, 1), got {cfg.polyak_decay!r}")
+    """Raises a `RunError` naming `where` and the field if a training setting cannot work
+    (`configs.train_config_problems`)."""
+    problems = configs.train_config_problems(cfg)
+    if problems:
+        raise RunError(f"{where}: {'; '.join(problems)}")
+
+
+def tee_log(log: Callable[[str], None], path: str) -> Callable[[str], None]:
+    """A log function that appends each line, time-stamped, to `path` (its folder made on the first
+    line) and then passes it to `log` (e.g. `print`, or nothing for `tf-ada train --quiet`)."""
+    def write(line: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        log(line)
+    return write
 
 
 def checkpoint_prefixes(ckpt_dir: str) -> list[str]:

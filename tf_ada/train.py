@@ -449,6 +449,14 @@ def load_model(out_dir: str, polyak: bool = True):
     return model, experiment
 
 
+class _TrainableList(tf.Module):
+    """The checkpoint path `optimizer/_trainable_variables/N` of a Keras optimiser, without one."""
+
+    def __init__(self, variables):
+        super().__init__()
+        self._trainable_variables = list(variables)
+
+
 def restore_run(out_dir: str, polyak: bool = True):
     """`load_model` that also says what it restored: (model, experiment, step, checkpoint prefix).
     The step is the one stored in that checkpoint (the newest intact one)."""
@@ -461,7 +469,10 @@ def restore_run(out_dir: str, polyak: bool = True):
     model = build_model(experiment.model)
     polyak_vars = [tf.Variable(v.value, trainable=False) for v in polyak_variables(model)]
     step = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step)
+    # the blocks' weights sit in Python lists, which tf.train.Checkpoint does not track under the
+    # model; the Trainer's checkpoints reach every trainable weight through the optimiser's list
+    ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step,
+                               optimizer=_TrainableList(model.trainable_variables))
     prefixes = runs.checkpoint_prefixes(os.path.join(out_dir, "checkpoints"))
     if not prefixes:
         raise runs.RunError(f"{out_dir}: no checkpoint in checkpoints/")

@@ -491,21 +491,23 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python -m tf_ada.pretrained") -> int:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m tf_ada.pretrained", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    from tf_ada.cli import HelpFormatter
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the shipped models and their held-out NLL")
-    p = sub.add_parser("export", help="write a shipped model from a finished run folder")
-    p.add_argument("run_dir")
+    sub.add_parser("list", help="the shipped models and their held-out NLL", formatter_class=HelpFormatter)
+    p = sub.add_parser("export", help="write a shipped model from a finished run folder", formatter_class=HelpFormatter)
+    p.add_argument("run_dir", help="the finished run folder (experiment.json, checkpoints, eval.json)")
     p.add_argument("name", help=f"e.g. {', '.join(MODELS)}")
     p.add_argument("--data", required=True, help="the prepared data it was trained on")
     p.add_argument("--root", help="registry folder (default: the tf_ada/pretrained package folder)")
     p.add_argument("--command", dest="train_command", help="the exact training command (default: reconstructed)")
-    p.add_argument("--float16", action="store_true")
-    p.add_argument("--allow-stale-eval", action="store_true")
-    p.add_argument("--notes", default="")
+    p.add_argument("--float16", action="store_true", help="store the weights as float16")
+    p.add_argument("--allow-stale-eval", action="store_true",
+                   help="accept an eval.json from another step than the newest checkpoint")
+    p.add_argument("--notes", default="", help="text added to the model card")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
