@@ -829,8 +829,9 @@ def plot_lineage(population_dir: str, path: Optional[str] = None) -> str:
             axes[0].plot([e["step"]] * 2, [e["copied"]["beta"], e["beta"]], "--", color=c, lw=0.8)
             axes[1].plot([e["step"]] * 2, [1 - e["copied"]["gamma"], 1 - e["gamma"]], "--", color=c, lw=0.8)
             axes[0].plot(e["step"], e["beta"], "^", color=c, ms=5)
-        elif e["kind"] == "interval" and e["diverged"]:
-            axes[2].plot(e["step"], 0, "x", color=colours(e["member"] % colours.N), ms=8)
+        elif e["kind"] == "interval" and e["diverged"]:  # at the foot of the fitness axes
+            axes[2].plot(e["step"], 0.03, "x", color=colours(e["member"] % colours.N), ms=8,
+                         transform=axes[2].get_xaxis_transform())
     axes[0].set(yscale="log", ylabel="beta")
     axes[1].set(yscale="log", ylabel="1 - gamma")
     axes[2].set(ylabel="fitness (-NLL, nats)", xlabel="step")
@@ -839,8 +840,9 @@ def plot_lineage(population_dir: str, path: Optional[str] = None) -> str:
         ax.axvline(cfg["warmup_steps"], color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, ncol=4)
-    axes[0].set_title(f"PBT lineage: {n} members, exploit/explore every {cfg['ready_steps']} steps "
-                      f"from {cfg['warmup_steps']} (dotted); ^ = copied and perturbed; x = diverged")
+    axes[0].set_title(f"PBT lineage: {n} members, exploit/explore every {cfg['ready_steps']} steps from step "
+                      f"{cfg['warmup_steps']} (dotted line)\n^ copied (dashed: from the source's value) and "
+                      f"perturbed; x diverged", fontsize=10)
     fig.tight_layout()
     path = path or os.path.join(population_dir, PLOT_FILE)
     tmp = path + ".partial.png"
