@@ -319,11 +319,11 @@ def member_experiment(base: Experiment, member: int, hyperparameters: dict, tota
     """The experiment of one member: `base` with the member's beta and gamma, a data seed of its own
     (so members copied from one source go separate ways), `total_steps`, and a checkpoint at every
     interval end only (the snapshot others copy stays on disk for two more intervals)."""
-    model = dataclasses.replace(base.model, beta=float(hyperparameters["beta"]),
-                                gamma=float(hyperparameters["gamma"]))
-    train = dataclasses.replace(base.train, seed=base.train.seed + 7919 * member, steps=int(total_steps),
-                                checkpoint_every=int(ready_steps))
-    return dataclasses.replace(base, name=f"{base.name}_pbt{member:02d}", model=model, train=train)
+    return configs.override(base, {"name": f"{base.name}_pbt{member:02d}",
+                                   "model.beta": float(hyperparameters["beta"]),
+                                   "model.gamma": float(hyperparameters["gamma"]),
+                                   "train.seed": base.train.seed + 7919 * member, "train.steps": int(total_steps),
+                                   "train.checkpoint_every": int(ready_steps)})
 
 
 # --- training a member: the project Trainer ------------------------------------------------------------
@@ -865,9 +865,9 @@ def best_member(population_dir: str) -> dict:
 # --- command line ---------------------------------------------------------------------------------------
 
 def _experiment_from_args(args) -> Experiment:
-    if args.experiment:
-        return runs.read_experiment(args.experiment)
-    return configs.table1_row(args.row, args.scale, steps=args.steps)
+    experiment = (runs.read_experiment(args.experiment) if args.experiment
+                  else configs.table1_row(args.row, args.scale, steps=args.steps))
+    return configs.override_text(experiment, args.set) if args.set else experiment
 
 
 def main(argv=None) -> int:
@@ -879,18 +879,21 @@ def main(argv=None) -> int:
     r.add_argument("out", help="population folder (shared by every machine)")
     r.add_argument("--experiment", help="an experiment.json to train (a VQ-VAE)")
     r.add_argument("--row", default="1.2", help="or a Table 1 VQ-VAE row (default 1.2)")
-    r.add_argument("--scale", default="cpu", choices=configs.SCALES)
+    r.add_argument("--scale", default="cpu", choices=configs.SCALES,
+                   help="the row's size and the PBT schedule (pbt_schedule; the options below change it)")
     r.add_argument("--steps", type=int, help="steps per member (default: the experiment's)")
-    r.add_argument("--population", type=int)
-    r.add_argument("--ready-steps", type=int)
-    r.add_argument("--warmup-steps", type=int)
-    r.add_argument("--beta-range", type=float, nargs=2)
-    r.add_argument("--gamma-range", type=float, nargs=2)
-    r.add_argument("--fitness-split")
-    r.add_argument("--fitness-windows", type=int)
-    r.add_argument("--fitness-weights", choices=("live", "polyak"))
-    r.add_argument("--seed", type=int)
-    r.add_argument("--idle-seconds", type=float, default=1.0)
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the experiment by dotted key (e.g. train.batch_size=4); repeatable")
+    r.add_argument("--population", type=int, help="members (tiny 2, cpu 6, paper 20)")
+    r.add_argument("--ready-steps", type=int, help="steps per interval (tiny 1, cpu 100, paper 5000)")
+    r.add_argument("--warmup-steps", type=int, help="no exploit/explore before (tiny 1, cpu 200, paper 10000)")
+    r.add_argument("--beta-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="default 0.1 2.0")
+    r.add_argument("--gamma-range", type=float, nargs=2, metavar=("LOW", "HIGH"), help="default 0.9 0.999")
+    r.add_argument("--fitness-split", help="split of the fitness windows (default train)")
+    r.add_argument("--fitness-windows", type=int, help="one-second fitness windows (tiny 2, cpu 16, paper 256)")
+    r.add_argument("--fitness-weights", choices=("live", "polyak"), help="default live")
+    r.add_argument("--seed", type=int, help="initial draws and decisions (default 0)")
+    r.add_argument("--idle-seconds", type=float, default=1.0, help="a worker's wait at the generation barrier")
     r.add_argument("--quiet", action="store_true", help="log PBT lines only, not the Trainer's")
     pl = sub.add_parser("plot", help="draw POP/lineage.png from POP/lineage.json")
     pl.add_argument("out")
