@@ -14,6 +14,7 @@ Output folder layout (`out_dir/`):
   eval.json              the latest evaluation (Polyak weights; both protocols of tf_ada.evaluation)
   eval_history.jsonl     every evaluation, one JSON line each, in step order
   eval_sequences.npz     its per-window NLL sums, counts and code usage, by recording and work
+  train.log              every line logged (resumes, progress, evaluations), time-stamped
 """
 from __future__ import annotations
 
@@ -125,6 +126,8 @@ class Trainer:
         self.experiment, self.data_dir, self.out_dir, self.log = experiment, data_dir, out_dir, log
         self.strategy = strategy or default_strategy()
         self.is_chief = _is_chief(self.strategy)
+        if self.is_chief:  # every line also goes to the run folder's train.log
+            self.log = runs.tee_log(log, os.path.join(out_dir, runs.LOG_FILE))
         cfg = experiment.train
         if cfg.batch_size % self.strategy.num_replicas_in_sync:
             raise ValueError(f"batch_size {cfg.batch_size} is not divisible by "
