@@ -58,10 +58,10 @@ def test_perturb_multiplies_beta_and_the_ema_rate_by_the_factors():
     betas = np.log([d["beta"] for d in draws])
     rates = np.log([1 - d["gamma"] for d in draws])
     assert betas.min() >= math.log(0.1) and betas.max() <= math.log(2.0)
-    assert rates.min() >= math.log(1e-3) - 1e-9 and rates.max() <= math.log(0.1) + 1e-9
+    assert rates.min() >= math.log(1e-3) - 1e-9 and rates.max() <= math.log(0.2) + 1e-9
     # log-uniform: the mean of the logs is the middle of the log range
     assert abs(betas.mean() - 0.5 * (math.log(0.1) + math.log(2.0))) < 0.05
-    assert abs(rates.mean() - 0.5 * (math.log(1e-3) + math.log(0.1))) < 0.07
+    assert abs(rates.mean() - 0.5 * (math.log(1e-3) + math.log(0.2))) < 0.07
 
 
 # --- the oracle on a toy objective --------------------------------------------------------------------
