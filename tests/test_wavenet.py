@@ -92,12 +92,12 @@ def test_causality_by_perturbing_the_future(name):
             assert np.abs(out[:, t + 1] - base[:, t + 1]).max() > 0  # the next step does see it
 
 
-@pytest.mark.parametrize("jit", [True, False])
-def test_generate_matches_full_forward_argmax(jit):
+@pytest.mark.parametrize("jit,in_place", [(True, False), (False, True), (False, False), (True, True)])
+def test_generate_matches_full_forward_argmax(jit, in_place):
     cfg = CASES["k3_continuous"]
     tf.keras.utils.set_random_seed(3)
     net = WaveNet(cfg)
-    x = net.generate(120, batch_size=2, temperature=1e-4, seed=5, jit=jit).numpy()
+    x = net.generate(120, batch_size=2, temperature=1e-4, seed=5, jit=jit, in_place=in_place).numpy()
     logits = net(x).numpy()
     # near-zero temperature: every sample is the argmax of the full forward's logits for it,
     # wherever the top two logits differ by more than a few temperatures
@@ -114,6 +114,10 @@ def test_generate_seeded_chunked_and_compiled_paths_agree():
     c = net.generate(200, batch_size=3, seed=12).numpy()
     assert a.shape == (3, 200) and a.dtype == np.int32
     np.testing.assert_array_equal(a, b)
+    # in-place ring buffers (variables) against new tensors, the state carried across chunks
+    for in_place in (True, False):
+        d = net.generate(200, batch_size=3, seed=11, jit=False, in_place=in_place, chunk_size=64, verbose=False)
+        np.testing.assert_array_equal(a, d.numpy())
     assert (a != c).mean() > 0.5
 
 

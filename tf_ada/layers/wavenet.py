@@ -146,7 +146,8 @@ class ResidualBlock(keras.layers.Layer):
 
         Args:
           x_t: float32 `[B, R]` residual stream at step t.
-          cache: ring buffers from `init_cache` / the previous step.
+          cache: ring buffers from `init_cache` / the previous step: tensors (returned updated)
+            or `tf.Variable`s (updated in place and returned as they are).
           t: int32 scalar, the step index (0 for the first step after `init_cache`).
           bias_t: optional float32 `[B, 2I]`.
 
@@ -160,8 +161,13 @@ class ResidualBlock(keras.layers.Layer):
         new_cache = []
         for j, buf in enumerate(cache):
             slot = tf.math.floormod(t, tf.shape(buf)[0])  # written |o_j| steps ago
-            h = h + tf.gather(buf, slot)
-            new_cache.append(tf.tensor_scatter_nd_update(buf, [[slot]], y[None, :, j * g:(j + 1) * g]))
+            h = h + tf.gather(buf, slot)  # read before the write below (same slot)
+            row = y[None, :, j * g:(j + 1) * g]
+            if isinstance(buf, tf.Variable):  # in place: one row written, nothing copied
+                buf.scatter_nd_update([[slot]], row)
+                new_cache.append(buf)
+            else:  # a new tensor (XLA makes it in place; the plain graph copies the buffer)
+                new_cache.append(tf.tensor_scatter_nd_update(buf, [[slot]], row))
         if bias_t is not None:
             h = h + _cast(self, bias_t)
         z = self._gate(h)

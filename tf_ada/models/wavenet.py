@@ -70,9 +70,14 @@ class WaveNet(keras.Model):
 
     # --- cached generation ---
 
-    def init_state(self, batch_size: int) -> dict:
-        """State before the first step: zero ring buffers and step index 0."""
-        return {"t": tf.constant(0, tf.int32), "cache": self.stack.init_cache(batch_size)}
+    def init_state(self, batch_size: int, in_place: bool = False) -> dict:
+        """State before the first step: zero ring buffers and step index 0. in_place: the ring
+        buffers are `tf.Variable`s that each step updates in place (one row written per step)
+        instead of tensors returned anew (which the plain graph copies whole on every step)."""
+        cache = self.stack.init_cache(batch_size)
+        if in_place:
+            cache = [[tf.Variable(buf, trainable=False) for buf in block] for block in cache]
+        return {"t": tf.constant(0, tf.int32), "cache": cache}
 
     def step(self, state: dict, x_prev: Optional[tf.Tensor], bias_t: Optional[tf.Tensor] = None):
         """Logits of the next timestep given the previous sample.
@@ -91,35 +96,41 @@ class WaveNet(keras.Model):
         logits, cache = self.stack.step(tf.cast(x_prev, tf.int32), state["cache"], state["t"], bias_t)
         return logits, {"t": state["t"] + 1, "cache": cache}
 
-    def _generate_fn(self, jit: bool, chunk_size: int):
+    def _generate_fn(self, jit: bool, chunk_size: int, in_place: bool):
         """The compiled sampling loop: up to `chunk_size` steps per call, state in and out.
 
         The output buffer has the fixed size `chunk_size` and the trip count is a tensor, so one
-        compilation serves every call (XLA would otherwise recompile for each new length)."""
-        key = (bool(jit), int(chunk_size))
+        compilation serves every call (XLA would otherwise recompile for each new length). With
+        in-place ring buffers (variables) the loop carries only the step index; the buffers are
+        updated where they are and stay outside the loop state."""
+        key = (bool(jit), int(chunk_size), bool(in_place))
         if key not in self._generate_fns:
             def run(state, x_prev, n_steps, temperature, seed, conditioning, conditioning_hop):
                 out = tf.TensorArray(tf.int32, size=chunk_size, element_shape=x_prev.shape)
+                buffers = state["cache"]
 
                 def body(i, st, x, out):
+                    st = {"t": st["t"], "cache": buffers} if in_place else st
                     bias = None
                     if conditioning is not None:
                         bias = tf.gather(conditioning, st["t"] // conditioning_hop, axis=1)
                     logits, st = self.step(st, x, bias)
                     x = ops.sample_logits(logits, temperature, seed + tf.stack([0, st["t"]]))
+                    st = {"t": st["t"]} if in_place else st
                     return i + 1, st, x, out.write(i, x)
 
-                _, state, x_prev, out = tf.while_loop(lambda i, *_: i < n_steps, body,
-                                                      (tf.constant(0), state, x_prev, out),
-                                                      maximum_iterations=chunk_size)
-                return state, x_prev, tf.transpose(out.stack())
+                carried = {"t": state["t"]} if in_place else state
+                _, carried, x_prev, out = tf.while_loop(lambda i, *_: i < n_steps, body,
+                                                        (tf.constant(0), carried, x_prev, out),
+                                                        maximum_iterations=chunk_size)
+                return carried, x_prev, tf.transpose(out.stack())
 
             self._generate_fns[key] = tf.function(run, jit_compile=jit)
         return self._generate_fns[key]
 
     def generate(self, n_samples: int, batch_size: int = 1, temperature: float = 1.0, seed: Optional[int] = None,
                  conditioning=None, conditioning_hop: int = 1, chunk_size: int = 4096, jit: Optional[bool] = None,
-                 verbose: Optional[bool] = None) -> tf.Tensor:
+                 in_place: Optional[bool] = None, verbose: Optional[bool] = None) -> tf.Tensor:
         """Ancestral sampling with per-layer caches; the loop runs in one compiled graph per chunk.
 
         Args:
@@ -134,6 +145,8 @@ class WaveNet(keras.Model):
           chunk_size: steps per compiled call; progress is printed between chunks.
           jit: compile the loop with XLA. Default: yes at batch 1, no above (TF's plain matmul is
             faster than XLA's for many-row products on CPU).
+          in_place: ring buffers as variables updated in place (`init_state`). Default: without
+            XLA (XLA already updates its buffers in place). Samples are the same either way.
           verbose: print progress (rate, ETA) between chunks; default when n_samples > chunk_size.
 
         Returns:
@@ -154,15 +167,17 @@ class WaveNet(keras.Model):
         verbose = n_samples > chunk_size if verbose is None else verbose
         seed = int(np.random.randint(2 ** 31 - 1)) if seed is None else int(seed)
         seed_t = tf.constant([seed, 0], tf.int32)
-        fn = self._generate_fn(jit, chunk_size)
-        state = self.init_state(batch_size)
+        in_place = (not jit) if in_place is None else bool(in_place)
+        fn = self._generate_fn(jit, chunk_size, in_place)
+        state = self.init_state(batch_size, in_place)
         x_prev = tf.fill([batch_size], self.start_value)
         chunks, done, start = [], 0, time.monotonic()
         hop = tf.constant(conditioning_hop, tf.int32)
         while done < n_samples:
             n = min(chunk_size, n_samples - done)
-            state, x_prev, out = fn(state, x_prev, tf.constant(n), tf.constant(temperature, tf.float32), seed_t,
-                                    conditioning, hop)
+            carried, x_prev, out = fn(state, x_prev, tf.constant(n), tf.constant(temperature, tf.float32), seed_t,
+                                      conditioning, hop)
+            state = {**carried, "cache": state["cache"]} if in_place else carried
             chunks.append(out[:, :n])
             done += n
             if verbose:
