@@ -25,12 +25,21 @@ def test_bench_train_and_generate_write_json(tmp_path):
                        "--repeats", "1", "--no-jit", "--out", str(out)]) == 0
     row = json.loads(out.read_text())["results"][0]
     assert row["timesteps_per_s"] > 0 and 0 < row["share_of_peak"] and row["matmul_peak_gflop_per_s"] > 1
+    assert row["precision"] == "float32" and row["matmul_peak_bf16_gflop_per_s"] > 1
     out = tmp_path / "g.json"
     assert bench.main(["generate", "--model", "large", "--scale", "tiny", "--batch-sizes", "1,3", "--n-samples", "50",
                        "--repeats", "1", "--out", str(out)]) == 0
     payload = json.loads(out.read_text())
     assert [r["batch"] for r in payload["results"]] == [1, 3]
     assert payload["config"]["receptive_field"] == 31
+    assert [r["in_place"] for r in payload["results"]] == [False, True]  # generate's defaults
+    assert all(0 < r["share_of_flop_bound"] for r in payload["results"])
+    assert bench.main(["generate", "--model", "large", "--scale", "tiny", "--batch-sizes", "2", "--n-samples", "20",
+                       "--repeats", "1", "--in-place", "both", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert [r["in_place"] for r in payload["results"]] == [False, True]
+    machine = payload["machine"]
+    assert machine["tensorflow"].startswith("2.16") and "cpu_flags" in machine and "intra_op_threads" in machine
 
 
 def test_bench_train_ada_row(tmp_path):
