@@ -1,5 +1,5 @@
-"""The `tf-ada` command line: prepare | corpus build | train | config | export | reconstruct | sample,
-and the reproduction and analysis scripts: table1 | figure2 | demo | profile | plot-profiles |
+"""The `tf-ada` command line: prepare | corpus build | train | config | export | reconstruct | encode |
+sample, and the reproduction and analysis scripts: table1 | table2 | figure2 | demo | profile | plot-profiles |
 codebook-health | bench | pretrained (each delegates to its module's own command line).
 
 Arguments are checked before any work; an expected failure (a bad argument, file, data folder or
@@ -232,6 +232,21 @@ def _cmd_reconstruct(args) -> int:
     return 0
 
 
+def _cmd_encode(args) -> int:
+    from tf_ada import data, encode
+    if not os.path.isdir(args.data):
+        raise data.DataError(f"{args.data}: data folder does not exist")
+    data.load_manifest(args.data)  # a bad folder is reported before the model is loaded
+    if args.pretrained:
+        model, source = encode.source_of_pretrained(args.pretrained)
+    else:
+        model, source = encode.source_of_run(args.checkpoint)
+    manifest = encode.encode_corpus(model, source, args.data, args.out, chunk_codes=args.chunk_codes)
+    print(data.summary(manifest))
+    print(f"encode: codes in {args.out} (corpus hash {manifest['corpus_hash'][:12]})")
+    return 0
+
+
 def _cmd_sample(args) -> int:
     from tf_ada import ops
     from tf_ada.audio import save_wav
@@ -328,6 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.set_defaults(func=_cmd_reconstruct)
 
+    p = sub.add_parser("encode", help="write the codes of every split of a data folder under an ADA (resumable)",
+                       description="Encode every recording of every split of DATA with an ADA's Polyak weights,\n"
+                       "whole recordings with full context, into code shards in OUT (int16; hop, source\n"
+                       "checkpoint and corpus hash in OUT/manifest.json). Re-run to resume. OUT is the\n"
+                       "data folder of second-level models (tf-ada train --data OUT, tf-ada table2).")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", metavar="RUN", help="an ADA run folder")
+    which.add_argument("--pretrained", metavar="NAME", help="a shipped model (tf_ada.pretrained), e.g. 1.2-cpu")
+    p.add_argument("data", help="a prepared data folder (tf-ada prepare / corpus build), or code shards")
+    p.add_argument("out", help="the code shard folder to write (re-run to resume)")
+    p.add_argument("--chunk-codes", type=positive_int, default=4096,
+                   help="codes per encoder call (the codes do not depend on it)")
+    p.set_defaults(func=_cmd_encode)
+
     p = sub.add_parser("sample", help="sample audio from an unconditional WaveNet run folder")
     p.add_argument("output", type=output_file, help="the .wav to write (OUT_i.wav for each of a batch)")
     p.add_argument("--checkpoint", required=True, help="an unconditional WaveNet run folder")
@@ -370,6 +399,7 @@ def saved_model_dir(text: str) -> str:
 # the reproduction and analysis scripts: `tf-ada NAME ARGS` runs `python -m MODULE ARGS`
 DELEGATED = {
     "table1": ("reproduce.table1", "Table 1: train, evaluate and report every row (--dry-run: costs only)"),
+    "table2": ("reproduce.table2", "Table 2: code corpus, second-level ADAs (PBT for VQ-VAE), report"),
     "figure2": ("reproduce.figure2", "Figure 2: predictability profiles of audio and codes, with the claims"),
     "demo": ("reproduce.demo", "the demo: corpus, Table 1 at demo scale, an HTML page"),
     "profile": ("analysis.predictability", "one predictability profile (sec. 4.2) of audio or an ADA's codes"),

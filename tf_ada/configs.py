@@ -421,6 +421,71 @@ def table1_row(row: str, scale: str = "paper", steps: Optional[int] = None) -> E
     return Experiment(name=name, model=model, train=table1_train(scale, quantizer is None, steps), paper_row=row)
 
 
+# --- Table 2 (sec. 4.3): second-level ADAs on the codes of #1.2 -------------------------------------
+
+TABLE2_ROWS = {
+    # row: (description, quantizer or None for the WaveNet on codes, the paper's decoder receptive
+    # field in code steps); every model reads and predicts first-level codes (256 classes, one-hot)
+    "2.1": ("WaveNet (large, on codes)", None, 6144),
+    "2.2": ("VQ-VAE (PBT)", "vq", 64),
+    "2.3": ("AMAE", "amae", 32),
+    "2.4": ("AMAE", "amae", 64),
+    "2.5": ("AMAE", "amae", 128),
+    "2.6": ("AMAE", "amae", 256),
+}
+# Runs the text of sec. 4.3 needs beyond the table's rows (not rows of the paper's table):
+# "VQ-VAE models with larger decoder RFs do not converge, even with PBT".
+TABLE2_VARIANTS = {
+    "2.2-rf128": ("VQ-VAE (PBT), decoder RF 128", "vq", 128),
+}
+SECOND_LEVEL_HOP = 8  # Table 2: second-level ADAs with hop 8 (codes of codes: 64 audio samples per code)
+
+
+def second_level_local(scale: str, decoder_rf: int) -> WaveNetConfig:
+    """The local model (decoder) of a second-level ADA with a receptive field of `decoder_rf` code
+    steps (Table 2: 32, 64, 128, 256). The paper gives only the receptive field; our choice: one
+    repeat of dilations 1 .. decoder_rf / 2 with filter length 2 (RF = 1 + sum of dilations =
+    decoder_rf exactly, where app. A's first-level 4 x 1..128 gives 1021 for "1024"), at the widths
+    of the first-level local model of `scale`, on one-hot code input (256 classes, no ordinal relation)."""
+    n_stages = int(round(math.log2(decoder_rf))) if decoder_rf > 1 else 0
+    if n_stages < 1 or 2 ** n_stages != decoder_rf:
+        raise ValueError(f"decoder_rf must be a power of two >= 2, got {decoder_rf}")
+    base = local_model(scale, input_kind="one_hot", conditioning=True)
+    return dataclasses.replace(base, n_stages=n_stages, n_repeats=1, name=f"local_model_rf{decoder_rf}_{scale}")
+
+
+def second_level_ada(scale: str, quantizer: str, decoder_rf: int, name: str = "ada") -> ADAConfig:
+    """A second-level ADA (sec. 4.3): `ada(scale, quantizer, "one_hot", hop 8)` on first-level codes
+    (one-hot input to the encoder and the local model, a 256-way softmax over codes), with the
+    local model of `second_level_local` and a modulator producing its biases."""
+    base = ada(scale, quantizer=quantizer, input_kind="one_hot", hop=SECOND_LEVEL_HOP, name=name)
+    local = second_level_local(scale, decoder_rf)
+    modulator = dataclasses.replace(base.modulator, output_channels=local.conditioning_channels)
+    return dataclasses.replace(base, local=local, modulator=modulator)
+
+
+def decoder_receptive_field(model) -> int:
+    """Code steps a second-level model's prediction of one code depends on, in the past: the local
+    model's receptive field for an ADA, the WaveNet's own for row 2.1."""
+    return (model.local if isinstance(model, ADAConfig) else model).receptive_field
+
+
+def table2_row(row: str, scale: str = "paper", steps: Optional[int] = None) -> Experiment:
+    """The experiment of Table 2's row `row` ("2.1" ... "2.6", or a `TABLE2_VARIANTS` run) at `scale`.
+    Training settings are Table 1's at the same scale (`table1_train`; excerpts in code steps), the
+    paper's for 2.1 those of its unconditional WaveNets (200,000 steps)."""
+    rows = {**TABLE2_ROWS, **TABLE2_VARIANTS}
+    if row not in rows:
+        raise ValueError(f"Table 2 has rows {sorted(rows)}, not {row!r}")
+    _, quantizer, decoder_rf = rows[row]
+    name = f"table2_{row.replace('.', '_').replace('-', '_')}_{scale}"
+    if quantizer is None:
+        model = large_wavenet(scale, input_kind="one_hot", n_classes=256)
+    else:
+        model = second_level_ada(scale, quantizer, decoder_rf, name=name)
+    return Experiment(name=name, model=model, train=table1_train(scale, quantizer is None, steps), paper_row=row)
+
+
 # --- Overrides and validation (issue 14): dotted keys into an experiment -----------------------------
 
 class ConfigError(ValueError):
