@@ -26,7 +26,7 @@ def test_version(capsys):
     assert run(["-m", "tf_ada.cli", "--version"], ROOT).strip() == f"tf-ada {tf_ada.__version__}"
 
 
-@pytest.mark.parametrize("name", ["table1", "figure2", "demo"])
+@pytest.mark.parametrize("name", ["table1", "table2", "figure2", "demo"])
 def test_reproduce_scripts_run_as_modules_without_sys_path_edits(name):
     with open(os.path.join(ROOT, "reproduce", f"{name}.py")) as f:
         assert "sys.path" not in f.read()

@@ -158,7 +158,8 @@ def help_entries(text: str) -> dict:
 
 
 HELP_PAGES = [["prepare"], ["corpus", "build"], ["train"], ["config"], ["export"], ["reconstruct"], ["sample"],
-              ["table1"], ["figure2"], ["demo"], ["profile"], ["plot-profiles"], ["codebook-health"],
+              ["encode"], ["table1"], ["table2"], ["figure2"], ["demo"], ["profile"], ["plot-profiles"],
+              ["codebook-health"],
               ["bench", "data"], ["bench", "train"], ["bench", "generate"], ["pretrained", "export"]]
 
 
@@ -182,7 +183,8 @@ def test_help_describes_every_argument_and_shows_every_default(capsys, argv):
 
 def test_every_command_is_listed_in_the_top_level_help(capsys):
     code, out, _ = run_cli(capsys, ["--help"])
-    for command in ["prepare", "corpus", "train", "config", "export", "reconstruct", "sample", *cli.DELEGATED]:
+    for command in ["prepare", "corpus", "train", "config", "export", "reconstruct", "encode", "sample",
+                    *cli.DELEGATED]:
         assert re.search(rf"^    {re.escape(command)}\s", out, re.M), command
 
 
