@@ -7,8 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # system tools, as command:package pairs: the synthesiser and sox for the corpus, npm for the piano
-# samples; libmp3lame0 (mp3 through tensorflow-io) is a library, found through ldconfig
-SYSTEM_TOOLS := fluidsynth:fluidsynth sox:sox npm:npm
+# samples, chromium for the report pages' test (tests/test_report_pages.py opens each page headless);
+# libmp3lame0 (mp3 through tensorflow-io) is a library, found through ldconfig
+SYSTEM_TOOLS := fluidsynth:fluidsynth sox:sox npm:npm chromium:chromium
 # overridable (tests run system-deps with fakes): the package tool, the library lookup, and
 # IS_ROOT (yes: install what is missing; anything else: print the command to run)
 APT_GET  ?= apt-get

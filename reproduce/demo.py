@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import shutil
 import sys
@@ -24,7 +23,7 @@ import time
 
 import numpy as np
 
-from reproduce import paper, table1
+from reproduce import paper, report, table1
 from tf_ada import fileio
 
 PRETRAINED = ("1.2-cpu", "1.5-cpu")
@@ -112,6 +111,7 @@ def pretrained_reconstructions(data_dir: str, out: str, names=PRETRAINED, n_exce
         result["models"][name] = {
             "summary": card["summary"], "steps": card["steps"], "card_corpus_hash": card.get("corpus_hash"),
             "corpus_hash_matches": matches, "eval_nll_paper": card["eval"].get("eval_nll_paper"),
+            "eval_perplexity_paper": card["eval"].get("eval_perplexity_paper"),
             "encode_decode_seconds": decode_seconds, "excerpts": per, "medians": medians,
             "targets_met": {"flatness": bool(medians["flatness_ratio_magnitude"] <= FLATNESS_RATIO_TARGET),
                             "chroma": bool(medians["chroma_correlation"] >= CHROMA_TARGET)}}
@@ -159,41 +159,50 @@ def pretrained_report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pretrained_html(result: dict) -> list:
-    """index.html's section: one table per model, an audio player per original and reconstruction."""
-    e = html.escape
-    parts = ["<h2>Reconstructions by the shipped pretrained models</h2>",
-             f"<p>{len(result['excerpts'])} held-out excerpts of {result['seconds']:g} s (split "
-             f"<code>{e(result['split'])}</code>, corpus {e(result['corpus_hash'][:12])}, seed {result['seed']}), "
-             f"encoded and decoded at temperature {result['temperature']:g}. Spectral flatness (0: a few partials, "
-             f"white noise {np.exp(-np.euler_gamma):.2f} on the power spectrum and 0.85 on the magnitude spectrum) "
-             "and the chroma correlation with the original (1: the same notes; white noise about 0); "
-             "see pretrained.md.</p>"]
+def _pretrained_html(result: dict, out: str) -> list:
+    """index.html's section (reproduce/pages.py): one table per model, a player and spectrogram per
+    original and reconstruction, the model's held-out NLL and perplexity beside each row."""
+    from reproduce import pages
+    e = pages.esc
+    parts = [pages.heading("Reconstructions by the shipped pretrained models"),
+             pages.Raw(f"<p>{len(result['excerpts'])} held-out excerpts of {result['seconds']:g} s (split "
+                       f"<code>{e(result['split'])}</code>, corpus {e(result['corpus_hash'][:12])}, seed "
+                       f"{result['seed']}), encoded and decoded at temperature {result['temperature']:g}. Spectral "
+                       f"flatness (0: a few partials, white noise {np.exp(-np.euler_gamma):.2f} on the power spectrum "
+                       "and 0.85 on the magnitude spectrum) and the chroma correlation with the original (1: the same "
+                       "notes; white noise about 0); NLL and perplexity are the model's, on its card's held-out "
+                       "split (1-s sequences); see pretrained.md.</p>")]
     for name, m in result["models"].items():
         med = m["medians"]
-        parts.append(f"<h3>{e(name)}: {e(m['summary'])}, {m['steps']:,} steps</h3>")
+        parts.append(pages.heading(f"{name}: {m['summary']}, {m['steps']:,} steps", 3))
         if not m["corpus_hash_matches"]:
-            parts.append(f"<p><strong>Corpus hash differs from the model card's "
-                         f"({e(str(m['card_corpus_hash'])[:12])})</strong>: these excerpts may not be held out "
-                         "for this model.</p>")
-        parts.append("<table><tr><th>#</th><th>excerpt</th><th>original</th><th>reconstruction</th>"
-                     "<th>flatness original<br>power / magnitude</th><th>flatness reconstruction<br>power / magnitude"
-                     "</th><th>chroma correlation</th></tr>")
-        for i, (row, p) in enumerate(zip(result["excerpts"], m["excerpts"])):
-            parts.append(f"<tr><td>{i}</td><td>{e(row['recording'])} @ {row['start_seconds']:.1f} s</td>"
-                         f"<td><audio controls src='{e(row['original'])}'></audio></td>"
-                         f"<td><audio controls src='{e(p['reconstruction'])}'></audio></td>"
-                         f"<td>{_f(row['flatness_original'], 4)} / {_f(row['flatness_magnitude_original'])}</td>"
-                         f"<td>{_f(p['flatness'], 4)} / {_f(p['flatness_magnitude'])}</td>"
-                         f"<td>{_f(p['chroma_correlation'])}</td></tr>")
-        parts.append(f"<tr><td></td><th>median</th><td></td><td></td>"
-                     f"<th>{_f(med['flatness_original'], 4)} / {_f(med['flatness_magnitude_original'])}</th>"
-                     f"<th>{_f(med['flatness'], 4)} / {_f(med['flatness_magnitude'])}</th>"
-                     f"<th>{_f(med['chroma_correlation'])}</th></tr></table>")
+            parts.append(pages.Raw(f"<p><strong>Corpus hash differs from the model card's "
+                                   f"({e(str(m['card_corpus_hash'])[:12])})</strong>: these excerpts may not be held "
+                                   "out for this model.</p>"))
+        nll, ppl = _f(m.get("eval_nll_paper")), _f(m.get("eval_perplexity_paper"), 1)
+        body = [[i, f"{row['recording']} @ {row['start_seconds']:.1f} s", pages.audio_cell(os.path.join(out, row[
+            "original"]), out), pages.audio_cell(os.path.join(out, p["reconstruction"]), out), nll, ppl,
+                 f"{_f(row['flatness_original'], 4)} / {_f(row['flatness_magnitude_original'])}",
+                 f"{_f(p['flatness'], 4)} / {_f(p['flatness_magnitude'])}", _f(p["chroma_correlation"])]
+                for i, (row, p) in enumerate(zip(result["excerpts"], m["excerpts"]))]
+        body.append({"bold": True, "cells": ["", "median", "", "", nll, ppl,
+                                             f"{_f(med['flatness_original'], 4)} / "
+                                             f"{_f(med['flatness_magnitude_original'])}",
+                                             f"{_f(med['flatness'], 4)} / {_f(med['flatness_magnitude'])}",
+                                             _f(med["chroma_correlation"])]})
+        parts.append(pages.table(["#", "excerpt", "original", "reconstruction", "model's held-out NLL (1 s)",
+                                  "model's perplexity (1 s)", "flatness original (power / magnitude)",
+                                  "flatness reconstruction (power / magnitude)", "chroma correlation"], body))
     return parts
 
 
-def write_index(out: str, results: dict, md: str, pretrained_result=None) -> str:
+def write_index(out: str, results: dict, md: str = "", pretrained_result=None, data_dir: str = "-",
+                scale: str = "cpu") -> str:
+    """OUT/index.html (reproduce/pages.py): the pretrained reconstructions, then Table 1 at demo
+    scale: each held-out excerpt beside every row's reconstruction (players, spectrograms, the
+    row's NLL and perplexity), the table and its claims, each row's training curves and code
+    usage, and provenance. (`md`, the markdown table, is no longer shown: table1.md holds it.)"""
+    from reproduce import pages
     audio_dir = os.path.join(out, "audio")
     os.makedirs(audio_dir, exist_ok=True)
     originals, recons = {}, {}
@@ -202,36 +211,38 @@ def write_index(out: str, results: dict, md: str, pretrained_result=None) -> str
             orig = os.path.join(audio_dir, f"excerpt{i}_original.wav")
             if not os.path.exists(orig):
                 shutil.copyfile(pair["original"], orig)
-            originals[i] = os.path.relpath(orig, out)
+            originals[i] = orig
             dst = os.path.join(audio_dir, f"excerpt{i}_row{row}.wav")
             shutil.copyfile(pair["reconstruction"], dst)
-            recons.setdefault(i, []).append((row, os.path.relpath(dst, out)))
-    parts = ["<!doctype html><meta charset='utf-8'><title>tf-ada demo</title>",
-             "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}td,th{padding:4px 8px}"
-             "table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}</style>",
-             "<h1>tf-ada demo</h1>"]
-    if pretrained_result:
-        parts += _pretrained_html(pretrained_result)
-    else:
-        parts.append("<p>No pretrained weights are shipped in this checkout (tf_ada/pretrained): only the short "
-                     "Table 1 run below.</p>")
-    parts += ["<h2>Table 1 at demo scale</h2>",
-              "<p>Held-out excerpts of the built-in rendered piano corpus, and their reconstructions by each ADA "
-              "(encode to codes, then sample the local model given the codes). Demo-scale models are trained for a "
-              "few dozen steps to show that training works: expect noise, not piano.</p>"]
+            recons.setdefault(i, []).append((row, dst))
+    parts = _pretrained_html(pretrained_result, out) if pretrained_result else [
+        pages.paragraph("No pretrained weights are shipped in this checkout (tf_ada/pretrained): only the short "
+                        "Table 1 run below.")]
+    parts += [pages.heading("Table 1 at demo scale"),
+              pages.paragraph("Held-out excerpts of the built-in rendered piano corpus, and their reconstructions by "
+                              "each ADA (encode to codes, then sample the local model given the codes). Demo-scale "
+                              "models are trained for a few dozen steps to show that training works: expect noise, "
+                              "not piano. NLL and perplexity are each row's, on the held-out split (1-s sequences).")]
     for i in sorted(originals):
-        parts.append(f"<h3>Excerpt {i}</h3><table><tr><th>what</th><th>audio</th></tr>")
-        parts.append(f"<tr><td>original</td><td><audio controls src='{html.escape(originals[i])}'></audio></td></tr>")
+        body = [["original", pages.audio_cell(originals[i], out), None, None, None]]
         for row, path in recons[i]:
-            p = paper.TABLE1[row]
-            label = f"#{row} {p['model']} ({p['input']}, hop {p['hop']})"
-            parts.append(f"<tr><td>{html.escape(label)}</td>"
-                         f"<td><audio controls src='{html.escape(path)}'></audio></td></tr>")
-        parts.append("</table>")
-    parts.append("<h2>Table 1</h2><pre>" + html.escape(md) + "</pre>")
-    path = os.path.join(out, "index.html")
-    fileio.atomic_write_text(path, "\n".join(parts))
-    return path
+            r = results[row]
+            body.append([table1.row_label(row), pages.audio_cell(path, out),
+                         report.fmt(r.get("eval_nll_paper"), r.get("eval_nll_paper_se")),
+                         report.fmt(r.get("eval_perplexity_paper"), r.get("eval_perplexity_paper_se"), 1),
+                         r.get("eval_codes_in_use_full")])
+        parts.append(pages.table(["what", "audio and spectrogram", "row's held-out NLL (1 s)",
+                                  "row's perplexity (1 s)", "codes in use"], body, caption=f"Excerpt {i}"))
+    prov = None
+    if results:
+        t1_parts, prov = table1.html_parts(results, scale, out, data_dir, reconstructions=False)
+        parts += [pages.heading("Table 1 at demo scale: the numbers", 3)] + t1_parts
+    if pretrained_result:
+        prov = prov or pages.provenance()
+        prov["extra"]["pretrained models"] = ", ".join(f"{n} ({m['steps']:,} steps)"
+                                                       for n, m in pretrained_result["models"].items())
+        prov["corpus_hash"] = prov.get("corpus_hash") or pretrained_result["corpus_hash"]
+    return pages.write_page(os.path.join(out, "index.html"), "tf-ada demo", parts, prov)
 
 
 def main(argv=None) -> int:
@@ -267,7 +278,7 @@ def main(argv=None) -> int:
         md = table1.write_report(results, args.scale, out, data_dir,
                                  title=f"# Table 1 at demo scale (`{args.scale}`-scale models, "
                                        f"{args.steps} steps per row)")
-    index = write_index(out, results, md, pre)
+    index = write_index(out, results, md, pre, data_dir=data_dir, scale=args.scale)
     print(md)
     if pre:
         print(pretrained_report(pre))

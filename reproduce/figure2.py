@@ -178,7 +178,8 @@ def main(argv=None) -> int:
               ""]
     a_est = load_estimates(os.path.join(out, "profile_audio_units.npz"))
     c_est = load_estimates(os.path.join(out, "profile_codes_units.npz")) if codes else {}
-    for text, verdict, detail in claims(a_est, c_est, marker or 0):
+    judged = claims(a_est, c_est, marker or 0)
+    for text, verdict, detail in judged:
         lines.append(f"- **{verdict}**: {text}" + (f" [{detail}]" if detail else ""))
     lines += ["", f"Encoder receptive field in code steps: {marker}" if marker else "Codes profile not run.",
               "", "Run times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()), "",
@@ -188,9 +189,56 @@ def main(argv=None) -> int:
               "paper does not give its sizes. At cpu scale the ADA is the reduced #1.2 (encoder receptive "
               "field 255 samples = 32 code steps, not 64)."]
     fileio.atomic_write_text(os.path.join(out, "figure2.md"), "\n".join(lines) + "\n")
+    page = write_html(out, args.scale, data_dir, png, audio, codes, judged, marker, timings, s,
+                      None if args.skip_codes else checkpoint)
     print("\n".join(lines))
-    print(f"figure2: wrote {png} and {os.path.join(out, 'figure2.md')}")
+    print(f"figure2: wrote {png}, {os.path.join(out, 'figure2.md')} and {page}")
     return 0
+
+
+def write_html(out: str, scale: str, data_dir: str, png: str, audio: list, codes, judged: list, marker,
+               timings: dict, s: dict, checkpoint=None) -> str:
+    """OUT/figure2.html (reproduce/pages.py): the figure, the profiles as a table with SEs, the
+    convergence checks, the claims' verdicts, the ADA's training curves and code usage, provenance."""
+    from reproduce import pages
+    amap = {r["receptive_field"]: r for r in audio}
+    cmap = {r["receptive_field"]: r for r in (codes or [])}
+    cell = lambda d, k: report.fmt(d.get(k), d.get(k + "_se"), 4)
+    body = [[r, cell(amap.get(r, {}), "train_nll"), cell(amap.get(r, {}), "eval_nll"), amap.get(r, {}).get("steps"),
+             cell(cmap.get(r, {}), "train_nll"), cell(cmap.get(r, {}), "eval_nll"), cmap.get(r, {}).get("steps")]
+            for r in sorted(set(amap) | set(cmap))]
+    checks = _check_lines("audio", audio) + (_check_lines("codes", codes) if codes else [])
+    parts = [pages.Raw(f"<p>Data: <code>{pages.esc(data_dir)}</code>. Negative log-likelihood of the next sample "
+                       "(audio) or code (codes of ADA #1.2) against the receptive field r of the predictor, in nats "
+                       "per timestep, ± one standard error clustered by work. Each r &gt; 0 is warm-started from the "
+                       "previous r and trained until the validation NLL stops improving "
+                       "(analysis/predictability.py).</p>"),
+             pages.image(png, out, "Figure 2: predictability profiles", 1000),
+             pages.table(["r", "audio train NLL", "audio eval NLL", "audio steps", "codes train NLL", "codes eval NLL",
+                          "codes steps"], body, caption="Profiles"),
+             pages.heading("Convergence checks"),
+             pages.Raw("<ul>" + "".join(f"<li>{pages.esc(c[2:].replace('**', ''))}</li>" for c in checks) + "</ul>"),
+             pages.heading("The paper's claims at this scale"),
+             pages.paragraph("holds: beyond 2 SE in the claimed direction; does not hold: beyond 2 SE the other way; "
+                             "inconclusive: within 2 SE (tf_ada.evaluation.verdict)."),
+             pages.table(["claim", "verdict", "quantity tested (value ± SE)"],
+                         [[text, pages.verdict(v), detail or None] for text, v, detail in judged])]
+    steps = {"profile models (max per r)": s["max_steps"]}
+    if checkpoint and os.path.isdir(checkpoint):
+        from tf_ada.configs import Experiment
+        ada_steps = Experiment.load(checkpoint).train.steps
+        steps["ADA"] = ada_steps
+        parts += [pages.heading(f"The ADA whose codes are profiled ({os.path.basename(checkpoint.rstrip(os.sep))}, "
+                                f"{ada_steps:,} steps)"),
+                  pages.run_figures(checkpoint, out, "ADA #1.2")]
+    parts += [pages.heading("Deviations and run times"),
+              pages.paragraph(f"Profile models are trained on a subset of the corpus ({s['max_train']:,} train / "
+                              f"{s['max_eval']:,} held-out timesteps) with hidden size {s['hidden']} and at most "
+                              f"{s['max_steps']:,} steps per r; the paper does not give its sizes. Encoder receptive "
+                              f"field in code steps: {marker if marker else 'codes profile not run'}. Run times: "
+                              + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()) + ".")]
+    prov = pages.provenance(steps=steps, data_dir=data_dir, extra={"ADA checkpoint": checkpoint or "-"})
+    return pages.write_page(os.path.join(out, "figure2.html"), f"Figure 2 at {scale} scale", parts, prov)
 
 
 def cfg_hop(checkpoint: str) -> int:

@@ -87,13 +87,39 @@ def judge(rows: dict, conditions, protocol: str, split: str = "eval") -> tuple[s
     return ev.combine(ev.verdict(e.value, e.se, sign) for e, sign in parts), parts
 
 
-def claim_line(text: str, rows: dict, conditions, protocols=ev.PROTOCOLS, split: str = "eval") -> str:
-    """One markdown bullet: the claim, then its verdict and differences under each protocol."""
+PROTOCOL_LABELS = {"paper": "1-s sequences", "full": "full context"}
+
+
+def claim_verdicts(rows: dict, conditions, protocols=ev.PROTOCOLS, split: str = "eval") -> list:
+    """[(protocol label, verdict, differences as "value ± SE (want < 0); ...")] of one claim."""
     out = []
     for protocol in protocols:
         verdict, parts = judge(rows, conditions, protocol, split)
         detail = "; ".join(fmt(e.value, e.se, 4) + (" (want < 0)" if s < 0 else " (want > 0)")
                            for e, s in parts if e is not None)
-        label = {"paper": "1-s sequences", "full": "full context"}.get(protocol, protocol)
-        out.append(f"{label}: **{verdict}**" + (f" [{detail}]" if detail else ""))
+        out.append((PROTOCOL_LABELS.get(protocol, protocol), verdict, detail))
+    return out
+
+
+def claim_line(text: str, rows: dict, conditions, protocols=ev.PROTOCOLS, split: str = "eval") -> str:
+    """One markdown bullet: the claim, then its verdict and differences under each protocol."""
+    out = [f"{label}: **{verdict}**" + (f" [{detail}]" if detail else "")
+           for label, verdict, detail in claim_verdicts(rows, conditions, protocols, split)]
     return f"- {text}: " + "; ".join(out)
+
+
+def claims_table(claims, rows: dict, protocols=ev.PROTOCOLS, split: str = "eval"):
+    """An HTML table (reproduce/pages.py) of claims [(text, conditions)]: per protocol, the
+    verdict badge and the differences it rests on."""
+    from reproduce import pages
+    header = ["claim"]
+    for protocol in protocols:
+        header += [PROTOCOL_LABELS.get(protocol, protocol), "differences (value ± SE)"]
+    body = []
+    for text, conditions in claims:
+        cells = [text]
+        for _, verdict, detail in claim_verdicts(rows, conditions, protocols, split):
+            cells += [pages.verdict(verdict), pages.Raw("<br>".join(pages.esc(d) for d in detail.split("; ")))
+                      if detail else None]
+        body.append(cells)
+    return pages.table(header, body)

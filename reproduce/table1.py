@@ -113,9 +113,8 @@ COLUMNS = [  # (row.json key, header, digits): value and its SE (key + "_se")
     ("eval_perplexity_full", "perplexity (full context)", 1)]
 
 
-def write_report(results: dict, scale: str, out: str, data_dir: str, title: str = None) -> str:
-    """OUT/table1.csv and OUT/table1.md: the paper's rows beside ours (value ± SE, clustered by
-    work), and each claim's verdict under both protocols (paired differences, reproduce/report.py)."""
+def table_rows(results: dict) -> list:
+    """One dict per paper row (the paper's numbers, ours with SEs, steps, minutes): table1.csv's lines."""
     rows = []
     for row, p in paper.TABLE1.items():
         r = results.get(row, {})
@@ -126,12 +125,25 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
         line.update(eval_sequences=r.get("eval_sequences_paper"), eval_works=r.get("eval_works"),
                     steps=r.get("steps"), minutes=r.get("minutes"), eval_minutes=r.get("eval_minutes"))
         rows.append(line)
+    return rows
+
+
+def row_sequences(results: dict) -> dict:
+    """{row: per-window results} of the rows whose run folder has eval_sequences.npz."""
+    sequences = {row: report.load_sequences(r["run_dir"]) for row, r in results.items() if r.get("run_dir")}
+    return {row: s for row, s in sequences.items() if s is not None}
+
+
+def write_report(results: dict, scale: str, out: str, data_dir: str, title: str = None) -> str:
+    """OUT/table1.csv and OUT/table1.md: the paper's rows beside ours (value ± SE, clustered by
+    work), and each claim's verdict under both protocols (paired differences, reproduce/report.py);
+    and OUT/table1.html (`write_html`)."""
+    rows = table_rows(results)
     with open(os.path.join(out, "table1.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    sequences = {row: report.load_sequences(r["run_dir"]) for row, r in results.items() if r.get("run_dir")}
-    sequences = {row: s for row, s in sequences.items() if s is not None}
+    sequences = row_sequences(results)
     hashes = sorted({r.get("corpus_hash") for r in results.values() if r.get("corpus_hash")})
     windows = sorted({(r.get("eval_sequences_paper"), r.get("eval_works")) for r in results.values()
                       if r.get("eval_sequences_paper")}, key=str)
@@ -160,29 +172,138 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
         lines.append(report.claim_line(text, sequences, conditions))
     for text, conditions in paper.TABLE1_PROTOCOL_CLAIMS:
         lines.append(report.claim_line(text, sequences, conditions, protocols=["paper"]).replace("1-s sequences: ", ""))
-    lines += ["", "## Deviations from the paper", "",
-              "- Data: " + ("the built-in rendered piano corpus (a few hours; CORPUS.md), not 413 h of recordings."
-                            if "corpus" in data_dir else f"`{data_dir}`."),
-              "- " + {"tiny": "tiny scale: toy models and 2 steps; the numbers only show the pipeline runs.",
-                      "cpu": "cpu scale: same dilation patterns, filter lengths and gating as appendix A, with fewer "
-                             "repeats and 32-64 channels, and a few hundred steps instead of 500,000 (configs.py).",
-                      "paper": "paper scale: appendix A sizes; batch, excerpt length and learning rate are our choices "
-                               "(the paper's are not given)."}[scale],
-              "- Values the paper does not give (ours): beta = 0.25, gamma = 0.99, nu = 0.1 with "
-              "L_div = K ||mean q - 1/K||^2, query size D = 64, skip size = residual size.",
-              "- Receptive fields are the exact values of the stated architectures (e.g. 1021, 510 each side), "
-              "which the paper rounds (1024, 512).",
-              "- VQ-VAE rows (1.2, 1.3, 1.7) use our remedies for the early codebook collapse "
-              "(`configs.VQ_REMEDIES`: per-channel standardised queries, codebook drawn from the first "
-              "batch's queries; docs/codebook_cpu.md); the AMAE rows and 1.1 do not have a codebook. "
-              "Dead-code restarts are off.",
-              "- Every row trains with a linear learning-rate warm-up (100 steps at cpu scale, 5,000 at "
-              "paper scale); the paper states none.",
-              "- Evaluation budget: at most the stated number of 1-s held-out windows per row, chosen "
-              "deterministically and spread over works (tf_ada/evaluation.py), the same windows for every row."]
+    lines += ["", "## Deviations from the paper", ""] + [f"- {d}" for d in deviations(scale, data_dir)]
     md = "\n".join(lines) + "\n"
     fileio.atomic_write_text(os.path.join(out, "table1.md"), md)
+    write_html(results, scale, out, data_dir, title)
     return md
+
+
+def deviations(scale: str, data_dir: str) -> list:
+    """The deviations from the paper at this scale, one sentence (markdown) each."""
+    return [
+        "Data: " + ("the built-in rendered piano corpus (a few hours; CORPUS.md), not 413 h of recordings."
+                    if "corpus" in data_dir else f"`{data_dir}`."),
+        {"tiny": "tiny scale: toy models and 2 steps; the numbers only show the pipeline runs.",
+         "cpu": "cpu scale: same dilation patterns, filter lengths and gating as appendix A, with fewer "
+                "repeats and 32-64 channels, and a few hundred steps instead of 500,000 (configs.py).",
+         "paper": "paper scale: appendix A sizes; batch, excerpt length and learning rate are our choices "
+                  "(the paper's are not given)."}[scale],
+        "Values the paper does not give (ours): beta = 0.25, gamma = 0.99, nu = 0.1 with "
+        "L_div = K ||mean q - 1/K||^2, query size D = 64, skip size = residual size.",
+        "Receptive fields are the exact values of the stated architectures (e.g. 1021, 510 each side), "
+        "which the paper rounds (1024, 512).",
+        "VQ-VAE rows (1.2, 1.3, 1.7) use our remedies for the early codebook collapse "
+        "(`configs.VQ_REMEDIES`: per-channel standardised queries, codebook drawn from the first "
+        "batch's queries; docs/codebook_cpu.md); the AMAE rows and 1.1 do not have a codebook. "
+        "Dead-code restarts are off.",
+        "Every row trains with a linear learning-rate warm-up (100 steps at cpu scale, 5,000 at "
+        "paper scale); the paper states none.",
+        "Evaluation budget: at most the stated number of 1-s held-out windows per row, chosen "
+        "deterministically and spread over works (tf_ada/evaluation.py), the same windows for every row."]
+
+
+def row_label(row: str) -> str:
+    p = paper.TABLE1[row]
+    return f"#{row} {p['model']} ({p['input']}" + (f", hop {p['hop']})" if p["hop"] else ")")
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def write_html(results: dict, scale: str, out: str, data_dir: str, title: str = None,
+               figure2_png: str = None) -> str:
+    """OUT/table1.html (reproduce/pages.py): `html_parts` and provenance."""
+    from reproduce import pages
+    parts, prov = html_parts(results, scale, out, data_dir, figure2_png=figure2_png)
+    title = (title or f"Table 1 at {scale} scale").lstrip("# ").replace("`", "")
+    return pages.write_page(os.path.join(out, "table1.html"), title, parts, prov)
+
+
+def html_parts(results: dict, scale: str, out: str, data_dir: str, figure2_png: str = None,
+               reconstructions: bool = True) -> tuple:
+    """(fragments, provenance) of a Table 1 page in folder `out`: the table beside the paper's,
+    the claims' verdicts, Figure 2 when its PNG exists (default: runs/figure2-SCALE beside OUT),
+    and per row its reconstructions (players, spectrograms, the row's NLL and perplexity; unless
+    `reconstructions` is False), training curves and code-usage histogram. Run folders inside OUT
+    get TensorBoard's hparams session if they lack one (tf_ada.hparams), so that
+    `tensorboard --logdir OUT` compares the rows."""
+    from reproduce import pages
+    from tf_ada import hparams
+    e = pages.esc
+    rows, sequences = table_rows(results), row_sequences(results)
+    hashes = sorted({r.get("corpus_hash") for r in results.values() if r.get("corpus_hash")})
+    header = ["#", "model", "input", "hop", "paper train NLL", "paper eval NLL", "paper perplexity"] \
+        + [f"our {h}" for _, h, _ in COLUMNS] + ["steps", "minutes (final eval)"]
+    body = [[r["row"], r["model"], r["input"], r["hop"], report.fmt(r["paper_train_nll"]),
+             report.fmt(r["paper_eval_nll"]), report.fmt(r["paper_perplexity"], digits=1)]
+            + [report.fmt(r[k], r[k + "_se"], d) for k, _, d in COLUMNS]
+            + [r["steps"], f"{report.fmt(r['minutes'], digits=1)} ({report.fmt(r['eval_minutes'], digits=1)})"]
+            for r in rows]
+    parts = [pages.Raw(f"<p>Data: <code>{e(data_dir)}</code>. NLL in nats per timestep (Polyak-averaged weights), "
+                       "perplexity = exp(entropy of code usage) (at most 256), each ± one standard error clustered by "
+                       "work. <b>1 s</b>: the paper's protocol (held-out 1-s sequences on their own, perplexity per "
+                       "sequence averaged); <b>full context</b>: the same windows with their whole recording as "
+                       "context, perplexity pooled. Rows not run show -.</p>"),
+             pages.table(header, body, caption="Table 1: ours beside the paper's"),
+             pages.heading("The paper's claims at this scale"),
+             pages.paragraph("Each claim is a difference between rows on the same held-out windows (paired), with "
+                             "its standard error clustered by work. holds: beyond 2 SE in the claimed direction; does "
+                             "not hold: beyond 2 SE the other way; inconclusive: within 2 SE."),
+             report.claims_table(paper.TABLE1_CLAIMS, sequences),
+             report.claims_table(paper.TABLE1_PROTOCOL_CLAIMS, sequences, protocols=["paper"])]
+    figure2_png = figure2_png or os.path.join(os.path.dirname(os.path.abspath(out)), f"figure2-{scale}", "figure2.png")
+    if os.path.exists(figure2_png):
+        parts += [pages.heading("Figure 2 (predictability profiles, same scale)"),
+                  pages.image(figure2_png, out, "Figure 2", 900)]
+    parts.append(pages.heading("Rows: " + ("reconstructions, " if reconstructions else "")
+                               + "training curves, code usage"))
+    steps = {}
+    for row, r in results.items():
+        if not r.get("run_dir"):
+            continue
+        steps[f"#{row}"] = r.get("steps")
+        if _inside(r["run_dir"], out):
+            hparams.ensure(r["run_dir"])
+        parts.append(pages.heading(row_label(row), 3))
+        recon_rows = []
+        for i, pair in enumerate(r.get("reconstructions", []) if reconstructions else []):
+            if not (os.path.exists(pair["original"]) and os.path.exists(pair["reconstruction"])):
+                continue
+            recon_rows.append([i, pages.audio_cell(pair["original"], out),
+                               pages.audio_cell(pair["reconstruction"], out),
+                               report.fmt(r.get("eval_nll_paper"), r.get("eval_nll_paper_se")),
+                               report.fmt(r.get("eval_perplexity_paper"), r.get("eval_perplexity_paper_se"), 1),
+                               r.get("eval_codes_in_use_full", r.get("codes_in_use"))])
+        if recon_rows:
+            parts.append(pages.table(["excerpt", "original", "reconstruction (encode, then sample the local model)",
+                                      "row's held-out NLL (1 s)", "row's perplexity (1 s)", "codes in use"],
+                                     recon_rows))
+        parts.append(pages.run_figures(r["run_dir"], out, row_label(row)))
+    parts += [pages.heading("Deviations from the paper"),
+              pages.Raw("<ul>" + "".join(f"<li>{e(d.replace('`', ''))}</li>" for d in deviations(scale, data_dir))
+                        + "</ul>")]
+    return parts, pages.provenance(steps=steps, data_dir=data_dir, corpus_hash=hashes or None)
+
+
+def report_only(rows: list, scale: str, out: str, source: str, data_dir: str = None) -> int:
+    """Rewrites the reports in `out` from the finished rows in `source` (SOURCE/NAME/row.json);
+    trains and evaluates nothing. Rows without row.json are shown as not run."""
+    results = {}
+    for row in rows:
+        path = os.path.join(source, configs.table1_row(row, scale).name, "row.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                results[row] = json.load(f)
+    if not results:
+        print(f"table1: no finished rows (row.json) in {source}", file=sys.stderr)
+        return 1
+    data_dir = data_dir or os.path.join("runs", "corpus-tiny" if scale == "tiny" else "corpus", "data")
+    write_report(results, scale, out, data_dir)
+    print(f"table1: wrote {os.path.join(out, 'table1.html')}, table1.md and table1.csv from {len(results)} rows")
+    return 0
 
 
 def dry_run(rows: list, scale: str, steps, bench_dir: str) -> str:
@@ -224,6 +345,11 @@ def main(argv=None) -> int:
                         "train nothing")
     parser.add_argument("--bench-dir", default=os.path.join("runs", "bench"),
                         help="benchmark JSON for --dry-run's time estimates (tf-ada bench train)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: rewrite table1.md, table1.csv and table1.html in --out from the finished "
+                        "rows (row.json) found in --from")
+    parser.add_argument("--from", dest="source",
+                        help="with --report-only: folder of the finished rows (default: --out)")
     args = parser.parse_args(argv)
     unknown = [row for row in args.rows.split(",") if row not in configs.TABLE1_ROWS]
     if unknown:
@@ -235,6 +361,8 @@ def main(argv=None) -> int:
         return 0
     out = args.out or os.path.join("runs", f"table1-{args.scale}")
     os.makedirs(out, exist_ok=True)
+    if args.report_only:
+        return report_only(args.rows.split(","), args.scale, out, args.source or out, args.data)
     data_dir = args.data or default_data(args.scale)
     results = {}
     for row in args.rows.split(","):

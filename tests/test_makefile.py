@@ -58,25 +58,32 @@ def installed(calls):
 def test_requests_exactly_the_missing_packages(tmp_path):
     proc, calls = run_system_deps(tmp_path, tools=("npm",), lame=True)
     assert proc.returncode == 0, proc.stderr
-    assert installed(calls) == ["fluidsynth", "sox"]
+    assert installed(calls) == ["fluidsynth", "sox", "chromium"]
     assert "npm" not in installed(calls)  # npm from another packager (NodeSource) conflicts with apt's
 
 
 def test_missing_library_is_requested(tmp_path):
-    proc, calls = run_system_deps(tmp_path, tools=("npm", "fluidsynth", "sox"), lame=False)
+    proc, calls = run_system_deps(tmp_path, tools=("npm", "fluidsynth", "sox", "chromium"), lame=False)
     assert proc.returncode == 0, proc.stderr
     assert installed(calls) == ["libmp3lame0"]
 
 
-def test_nothing_requested_when_nothing_is_missing(tmp_path):
+def test_chromium_is_requested_when_missing(tmp_path):
+    """The report pages' test opens them in headless Chromium (Debian's `chromium`), so make test installs it."""
     proc, calls = run_system_deps(tmp_path, tools=("npm", "fluidsynth", "sox"), lame=True)
+    assert proc.returncode == 0, proc.stderr
+    assert installed(calls) == ["chromium"]
+
+
+def test_nothing_requested_when_nothing_is_missing(tmp_path):
+    proc, calls = run_system_deps(tmp_path, tools=("npm", "fluidsynth", "sox", "chromium"), lame=True)
     assert proc.returncode == 0, proc.stderr
     assert calls == []
     assert proc.stdout == ""
 
 
 def test_failing_package_gives_one_clear_line(tmp_path):
-    proc, calls = run_system_deps(tmp_path, tools=("npm",), lame=True, fail=("sox",))
+    proc, calls = run_system_deps(tmp_path, tools=("npm", "chromium"), lame=True, fail=("sox",))
     assert proc.returncode != 0
     assert ["update", "-qq"] in calls  # the lists were refreshed once before giving up
     assert installed(calls) == ["fluidsynth", "sox", "sox"]
@@ -91,4 +98,4 @@ def test_not_root_prints_the_command_and_installs_nothing(tmp_path):
     proc, calls = run_system_deps(tmp_path, tools=("npm",), lame=True, root=False)
     assert proc.returncode == 0, proc.stderr
     assert calls == []
-    assert "sudo apt-get install -y fluidsynth sox" in proc.stdout
+    assert "sudo apt-get install -y fluidsynth sox chromium" in proc.stdout

@@ -10,7 +10,8 @@ lost (ours: `TrainConfig.learning_rate`), Polyak averaging for evaluation, 8 GPU
 Output folder layout (`out_dir/`):
   experiment.json        the full experiment (model config + training config): rebuilds the model
   checkpoints/ckpt-N.*   weights, Polyak averages, optimiser state, step (tf.train.Checkpoint)
-  tensorboard/           scalars (each loss term, NLL, perplexity, codes in use) and audio
+  tensorboard/           scalars (each loss term, NLL, perplexity, codes in use), audio and the hparams
+                         session (tf_ada/hparams.py: `tensorboard --logdir` over runs compares them)
   eval.json              the latest evaluation (Polyak weights; both protocols of tf_ada.evaluation)
   eval_history.jsonl     every evaluation, one JSON line each, in step order
   eval_sequences.npz     its per-window NLL sums, counts and code usage, by recording and work
@@ -31,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import data, evaluation, faults, fileio, ops, runs
+from tf_ada import data, evaluation, faults, fileio, hparams, ops, runs
 from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
 from tf_ada.layers.quantizers import VectorQuantizerEMA
 from tf_ada.models.ada import ADA
@@ -156,6 +157,8 @@ class Trainer:
             fileio.atomic_write_json(existing, experiment.to_dict())
         self.writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard")) if self.is_chief \
             else tf.summary.create_noop_writer()
+        if self.is_chief:  # TensorBoard's hparams table: this run's settings beside its eval/* scalars
+            hparams.write(self.writer, experiment.to_dict())
         self._train_step = None
 
     def _open_checkpoints(self) -> Optional[str]:
