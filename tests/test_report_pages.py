@@ -280,3 +280,20 @@ def test_hparams_session_holds_the_experiment_under_dotted_keys(tmp_path):
     assert hp["model.hop"].number_value == exp.model.hop
     assert hp["train.learning_rate"].number_value == pytest.approx(exp.train.learning_rate)
     assert hp["model.quantizer"].string_value == exp.model.quantizer and hp["paper_row"].string_value == "1.2"
+
+
+def test_report_only_rewrites_the_pages_from_finished_rows_without_training(rows, tmp_path, capsys):
+    src, results = rows
+    for r in results.values():
+        with open(os.path.join(r["run_dir"], "row.json"), "w") as f:
+            json.dump(r, f)
+    out = str(tmp_path / "report")
+    assert table1.main(["--scale", "tiny", "--rows", "1.1,1.2,1.3", "--report-only", "--from", src, "--out", out,
+                        "--data", "runs/corpus-tiny/data"]) == 0
+    assert sorted(os.listdir(out)) == ["assets", "table1.csv", "table1.html", "table1.md"]
+    text = open(os.path.join(out, "table1.html")).read()
+    assert text.count("<audio") == 2 * 2 * 2  # the rows' wavs, copied into the page's assets/
+    parser = Sources()
+    parser.feed(text)
+    assert all(s.startswith("assets/") and os.path.exists(os.path.join(out, s)) for s in parser.srcs)
+    assert table1.main(["--scale", "tiny", "--report-only", "--from", str(tmp_path / "none"), "--out", out]) == 1
