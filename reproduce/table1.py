@@ -189,13 +189,14 @@ def deviations(scale: str, data_dir: str) -> list:
                 "repeats and 32-64 channels, and a few hundred steps instead of 500,000 (configs.py).",
          "paper": "paper scale: appendix A sizes; batch, excerpt length and learning rate are our choices "
                   "(the paper's are not given)."}[scale],
-        "Values the paper does not give (ours): beta = 0.25, gamma = 0.99, nu = 0.1 with "
+        "Values the paper does not give (ours): beta = 0.25, gamma = 0.9 (VQ_REMEDIES; 0.99 as written), nu = 0.1 with "
         "L_div = K ||mean q - 1/K||^2, query size D = 64, skip size = residual size.",
         "Receptive fields are the exact values of the stated architectures (e.g. 1021, 510 each side), "
         "which the paper rounds (1024, 512).",
         "VQ-VAE rows (1.2, 1.3, 1.7) use our remedies for the early codebook collapse "
         "(`configs.VQ_REMEDIES`: per-channel standardised queries, codebook drawn from the first "
-        "batch's queries; docs/codebook_cpu.md); the AMAE rows and 1.1 do not have a codebook. "
+        "batch's queries, K-means decay gamma = 0.9; docs/codebook_cpu.md); the AMAE rows and 1.1 "
+        "do not have a codebook. "
         "Dead-code restarts are off.",
         "Every row trains with a linear learning-rate warm-up (100 steps at cpu scale, 5,000 at "
         "paper scale); the paper states none.",
