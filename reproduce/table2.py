@@ -99,6 +99,14 @@ def _eval_fields(result: dict, evaluation_result: dict) -> dict:
     return result
 
 
+def _training_minutes(row_dir: str, fallback: float) -> tuple:
+    """(minutes, source): a run's training time over every invocation, from its train.log's times
+    (pauses over 30 min left out; `pretrained.wall_time`), else `fallback` (this invocation's)."""
+    from tf_ada import pretrained
+    seconds, source = pretrained.wall_time(row_dir)
+    return (seconds / 60, source) if seconds else (fallback, "this invocation")
+
+
 def run_trained(run_id: str, experiment, codes_dir: str, out: str, seed=None, log=print) -> dict:
     """Trains (or resumes, or reuses) one run with the `Trainer` and evaluates it (Polyak weights,
     both protocols); a non-finite loss is recorded as `diverged`. Returns its row.json."""
@@ -123,13 +131,15 @@ def run_trained(run_id: str, experiment, codes_dir: str, out: str, seed=None, lo
         evaluated = trainer.train()
     except DivergenceError as e:
         log(f"table2: {run_id} diverged: {e}")
-        result.update(diverged=True, error=str(e), diverged_step=trainer.current_step,
-                      minutes=(time.monotonic() - t0) / 60)
+        minutes, source = _training_minutes(row_dir, (time.monotonic() - t0) / 60)
+        result.update(diverged=True, error=str(e), diverged_step=trainer.current_step, minutes=minutes,
+                      minutes_source=source)
         fileio.atomic_write_json(done_path, result)
         return result
     if "eval_nll_full" not in evaluated or evaluated.get("step") != trainer.current_step:
         evaluated = trainer.evaluate(final=True)
-    result.update(diverged=False, minutes=(time.monotonic() - t0) / 60,
+    minutes, source = _training_minutes(row_dir, (time.monotonic() - t0) / 60)
+    result.update(diverged=False, minutes=minutes, minutes_source=source,
                   eval_minutes=evaluated.get("eval_seconds", 0.0) / 60, checkpoint=trainer.manager.latest_checkpoint)
     _eval_fields(result, evaluated)
     fileio.atomic_write_json(done_path, result)
@@ -151,6 +161,8 @@ def run_pbt(run_id: str, experiment, codes_dir: str, out: str, scale: str, log=p
     t0 = time.monotonic()
     lineage = pbt.run_population(experiment, codes_dir, pop_dir, config, log=log)
     events = lineage["events"]
+    # every interval's seconds (lineage.json keeps them across interruptions), plus this invocation's rest
+    intervals = sum(e.get("seconds") or 0.0 for e in events if e["kind"] == "interval") / 60
     result = {"run": run_id, "name": experiment.name, "steps": experiment.train.steps, "pbt": True,
               "population_dir": os.path.abspath(pop_dir),
               "decoder_rf": configs.decoder_receptive_field(experiment.model),
@@ -161,7 +173,7 @@ def run_pbt(run_id: str, experiment, codes_dir: str, out: str, scale: str, log=p
     try:
         best = pbt.best_member(pop_dir)
     except pbt.PBTError as e:
-        result.update(diverged=True, error=str(e), minutes=(time.monotonic() - t0) / 60)
+        result.update(diverged=True, error=str(e), minutes=intervals, minutes_source="lineage.json intervals")
         fileio.atomic_write_json(done_path, result)
         return result
     member_experiment = runs.read_experiment(os.path.join(best["folder"], "experiment.json"))
@@ -169,7 +181,9 @@ def run_pbt(run_id: str, experiment, codes_dir: str, out: str, scale: str, log=p
     evaluated = trainer.evaluate(final=True)
     result.update(diverged=False, run_dir=os.path.abspath(best["folder"]), best_member=best["member"],
                   beta=best["beta"], gamma=best["gamma"], fitness=best["fitness"],
-                  minutes=(time.monotonic() - t0) / 60, eval_minutes=evaluated.get("eval_seconds", 0.0) / 60,
+                  minutes=intervals + evaluated.get("eval_seconds", 0.0) / 60,
+                  minutes_source="lineage.json intervals and the final evaluation",
+                  session_minutes=(time.monotonic() - t0) / 60, eval_minutes=evaluated.get("eval_seconds", 0.0) / 60,
                   checkpoint=trainer.manager.latest_checkpoint)
     _eval_fields(result, evaluated)
     fileio.atomic_write_json(done_path, result)
@@ -363,7 +377,9 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
                   f"{report.fmt(line['minutes'], digits=1)} ({report.fmt(line['eval_minutes'], digits=1)}) |")
     md += ["", "Rows without a paper number are runs the text's claims need: `2.2-nopbt-sN` the VQ-VAE of 2.2 "
            "trained without PBT from seed N, `2.4-sN` the AMAE of 2.4 from seed N (2.4 is seed 0), `2.2-rf128` a "
-           "PBT VQ-VAE with decoder RF 128."
+           "PBT VQ-VAE with decoder RF 128. Minutes: training and final evaluation over every invocation "
+           "(the run's train.log times; a PBT run: the sum of its members' intervals, as on one worker, and "
+           "the best member's final evaluation)."
            + (f" Wall time of this invocation: {wall_minutes:.1f} min." if wall_minutes is not None else ""),
            "", "## Convergence", "", CONVERGENCE, ""]
     for run in ordered:
