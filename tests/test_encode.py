@@ -13,7 +13,7 @@ from tf_ada.train import Trainer, load_model
 def first_level(audio_shards, tmp_path_factory):
     """A tiny trained row-1.2 VQ-VAE (two steps), the stand-in for a shipped first-level model."""
     run = str(tmp_path_factory.mktemp("first") / "run")
-    Trainer(configs.table1_row("1.2", "tiny", steps=2), audio_shards, run, log=lambda s: None).train(evaluate=False)
+    Trainer(configs.table1_row("1.2", "tiny", steps=2), audio_shards, run, log=lambda s: None).train()
     return run
 
 
@@ -91,3 +91,21 @@ def test_encode_command_line(audio_shards, first_level, tmp_path, capsys):
     assert "codes in" in capsys.readouterr().out
     assert json.load(open(os.path.join(out, data.MANIFEST)))["hop"] == 8
     assert cli.main(["encode", "--checkpoint", first_level, str(tmp_path / "missing"), out]) == 2
+
+
+def test_encode_with_a_shipped_model_equals_its_run(audio_shards, first_level, tmp_path, monkeypatch):
+    """--pretrained NAME encodes with the shipped Polyak weights: the run folder's codes, its name in the manifest."""
+    from tf_ada import cli, pretrained
+    root = str(tmp_path / "shipped")
+    pretrained.export_run(first_level, "enc-tiny", audio_shards, root=root)
+    monkeypatch.setenv(pretrained.ENV_VAR, root)
+    assert cli.main(["encode", "--pretrained", "enc-tiny", audio_shards, str(tmp_path / "a")]) == 0
+    assert cli.main(["encode", "--checkpoint", first_level, audio_shards, str(tmp_path / "b")]) == 0
+    a, b = (data.load_manifest(str(tmp_path / x)) for x in "ab")
+    assert a["source_checkpoint"] == "pretrained:enc-tiny" and len(a["source_weights_sha256"]) == 64
+    assert a["corpus_hash"] == b["corpus_hash"] == a["source_corpus_hash"]
+    names = list(a["files"])
+    codes_a = evaluation.read_recordings(str(tmp_path / "a"), names)
+    codes_b = evaluation.read_recordings(str(tmp_path / "b"), names)
+    for name in names:
+        np.testing.assert_array_equal(codes_a[name], codes_b[name])
