@@ -2,6 +2,7 @@
 
     python -m reproduce.table2 --scale tiny|cpu|paper [--first-level RUN | --pretrained NAME]
         [--data DIR] [--codes DIR] [--out DIR] [--steps N] [--rows 2.1,2.2,...] [--seeds 3]
+    python -m reproduce.table2 --scale cpu --dry-run      # costs of every run, nothing trained
 
 Stages, each resumable (run the same command again; finished runs are skipped):
   1. The first level: `--first-level RUN` (a row-1.2 run folder) or `--pretrained NAME`; default the
@@ -430,6 +431,40 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
     return text
 
 
+def trainings(group: str, scale: str, seeds: int) -> int:
+    """How many models a `--rows` entry trains: a PBT row its population, a seed group its seeds."""
+    from tf_ada import pbt
+    if group in PBT_ROWS:
+        return pbt.pbt_schedule(scale).population
+    if group in SEED_RUNS:
+        return seeds - (1 if group == "2.4-seeds" else 0)
+    return 1
+
+
+def dry_run(groups: list, scale: str, steps, seeds: int, bench_dir: str) -> str:
+    """Each run's parameters, receptive fields, FLOPs, memory and estimated time (`tf_ada.plan`),
+    times the models it trains, and the total; trains nothing (the first level and the encoding of
+    the corpus are not included)."""
+    from tf_ada import plan
+    blocks, total, missing = [], 0.0, []
+    for group in groups:
+        experiment = configs.table2_row(SEED_RUNS.get(group, group), scale, steps=steps)
+        d = plan.describe(experiment, bench_dir=bench_dir)
+        n = trainings(group, scale, seeds)
+        blocks.append(f"[{group}: {n} model(s) of]\n" + plan.format_plan(d, experiment))
+        if d["seconds"] is None:
+            missing.append(group)
+        else:
+            total += n * d["seconds"]
+    if missing:
+        blocks.append(f"total time: unavailable (no benchmark rate for {', '.join(missing)}; tf-ada bench train)")
+    else:
+        blocks.append(f"total time (estimate): {total / 3600:.1f} h of training for "
+                      f"{sum(trainings(g, scale, seeds) for g in groups)} models, evaluations, PBT fitness, the "
+                      f"first level and the code corpus not included")
+    return "\n\n".join(blocks)
+
+
 def main(argv=None) -> int:
     from tf_ada.cli import HelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
@@ -444,6 +479,11 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, help="override the steps of every run (default: each row's)")
     parser.add_argument("--rows", default=",".join(RUN_GROUPS), help="comma-separated rows and run groups")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of 2.2-nopbt and 2.4-seeds (issue 15: at least 3)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each run's parameters, receptive fields, FLOPs, memory and estimated time; "
+                        "train nothing")
+    parser.add_argument("--bench-dir", default=os.path.join("runs", "bench"),
+                        help="benchmark JSON for --dry-run's time estimates (tf-ada bench train)")
     args = parser.parse_args(argv)
     groups = args.rows.split(",")
     unknown = [g for g in groups if g not in RUN_GROUPS]
@@ -453,6 +493,9 @@ def main(argv=None) -> int:
         parser.error(f"--steps must be a positive integer, got {args.steps}")
     if args.seeds < 1:
         parser.error(f"--seeds must be a positive integer, got {args.seeds}")
+    if args.dry_run:
+        print(dry_run(groups, args.scale, args.steps, args.seeds, args.bench_dir))
+        return 0
     t0 = time.monotonic()
     out = args.out or os.path.join("runs", f"table2-{args.scale}")
     os.makedirs(out, exist_ok=True)

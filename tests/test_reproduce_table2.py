@@ -115,3 +115,11 @@ def test_every_row_one_step_writes_checkpoint(audio_shards, tmp_path):
     logs = []
     table2.run_group("2.3", "tiny", os.path.join(out, "codes"), out, steps=1, log=logs.append)
     assert any("already done" in line for line in logs)
+
+
+def test_dry_run_lists_every_run_with_the_models_it_trains(capsys, tmp_path):
+    assert table2.main(["--scale", "cpu", "--dry-run", "--bench-dir", str(tmp_path), "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    for group, n in {"2.1": 1, "2.2": 6, "2.3": 1, "2.2-nopbt": 3, "2.4-seeds": 2, "2.2-rf128": 6}.items():
+        assert f"[{group}: {n} model(s) of]" in out, group
+    assert "256 local model" in out and "total time: unavailable" in out
