@@ -248,6 +248,12 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_sample(args) -> int:
+    if args.stack is not None:
+        return _cmd_sample_stack(args)
+    if args.output is None or args.checkpoint is None:
+        from tf_ada.runs import RunError
+        raise RunError("sample: give OUTPUT.wav and --checkpoint RUN (an unconditional WaveNet), "
+                         "or --stack ROW --runs FILE --out DIR")
     from tf_ada import ops
     from tf_ada.audio import save_wav
     from tf_ada.models.wavenet import WaveNet
@@ -262,6 +268,40 @@ def _cmd_sample(args) -> int:
         path = args.output if args.batch_size == 1 else args.output.replace(".wav", f"_{i}.wav")
         save_wav(path, ops.mu_law_decode(x[i]).numpy())
         print(f"sample: wrote {path}")
+    return 0
+
+
+STACK_ROWS = ("3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7")  # Table 3 (tf_ada.stacks.PAPER_TABLE3)
+
+
+def _cmd_sample_stack(args) -> int:
+    """`tf-ada sample --stack 3.6 --runs FILE --seconds S --n N --out DIR` (tf_ada.stacks)."""
+    from tf_ada import stacks
+    from tf_ada.runs import RunError as UsageError
+    if args.out is None:
+        raise UsageError("sample --stack: give --out DIR")
+    row, folders = args.stack, {}
+    if args.runs:
+        named, folders = stacks.read_runs(args.runs)
+        if named is not None and named != row:
+            raise stacks.StackError(f"{args.runs} describes stack {named}, not {row}")
+    for text in args.level or []:
+        role, sep, folder = text.partition("=")
+        if not sep or role not in stacks.ROLES:
+            raise UsageError(f"--level {text!r}: expected ROLE=RUN_FOLDER with ROLE one of {', '.join(stacks.ROLES)}")
+        folders[role] = folder
+    temperatures = {}
+    for text in args.level_temperature or []:
+        role, sep, value = text.partition("=")
+        try:
+            temperatures[role] = float(value)
+        except ValueError:
+            raise UsageError(f"--level-temperature {text!r}: expected ROLE=NUMBER") from None
+    roles = stacks.expected_roles(row)
+    temperatures = {r: temperatures.get(r, args.temperature) for r in roles}
+    loaded = stacks.load_stack(row, folders)
+    stacks.sample_stack(loaded, args.seconds, args.n, args.out, seed=args.seed, temperatures=temperatures,
+                        render_levels=not args.no_level_renders)
     return 0
 
 
@@ -357,13 +397,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="codes per encoder call (the codes do not depend on it)")
     p.set_defaults(func=_cmd_encode)
 
-    p = sub.add_parser("sample", help="sample audio from an unconditional WaveNet run folder")
-    p.add_argument("output", type=output_file, help="the .wav to write (OUT_i.wav for each of a batch)")
-    p.add_argument("--checkpoint", required=True, help="an unconditional WaveNet run folder")
+    p = sub.add_parser("sample", help="sample audio from an unconditional WaveNet run folder, or top-down "
+                                      "through a Table 3 stack (--stack)")
+    p.add_argument("output", nargs="?", type=output_file,
+                   help="the .wav to write (OUT_i.wav for each of a batch); without --stack")
+    p.add_argument("--checkpoint", help="an unconditional WaveNet run folder; without --stack")
     p.add_argument("--seconds", type=positive_float, default=2.0, help="length of each sample")
-    p.add_argument("--batch-size", type=positive_int, default=1, help="samples drawn at once")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="samples drawn at once; without --stack")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (--stack: the base of every level's seed)")
+    p.add_argument("--temperature", type=positive_float, default=1.0, help="sampling temperature (every level)")
+    p.add_argument("--stack", choices=STACK_ROWS,
+                   help="a Table 3 stack: sample top-down through the cached generation of every level")
+    p.add_argument("--runs", help='with --stack: a JSON file {"stack": ROW, "levels": {"first": DIR, '
+                                  '"second": DIR, "prior": DIR}} (folders relative to the file)')
+    p.add_argument("--level", action="append", metavar="ROLE=DIR",
+                   help="with --stack: the run folder of a level (first, second, prior); overrides --runs")
+    p.add_argument("--level-temperature", action="append", metavar="ROLE=T",
+                   help="with --stack: one level's temperature (default --temperature)")
+    p.add_argument("--n", type=positive_int, default=1, help="with --stack: streams, sampled as one batch")
+    p.add_argument("--out", help="with --stack: the folder to write (samples.json, codes, a wav per level)")
+    p.add_argument("--no-level-renders", action="store_true",
+                   help="with --stack: skip rendering each code level again through the levels below")
     p.set_defaults(func=_cmd_sample)
 
     for name, (module, text) in DELEGATED.items():  # listed here; main() hands their arguments over

@@ -27,7 +27,7 @@ import hashlib
 import os
 import time
 import weakref
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -128,7 +128,8 @@ def source_of_pretrained(name: str):
 
 
 def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes: int = DEFAULT_CHUNK_CODES,
-                  shard_samples: int = CODE_SHARD_SAMPLES, log: Callable[[str], None] = print) -> dict:
+                  shard_samples: int = CODE_SHARD_SAMPLES, log: Callable[[str], None] = print,
+                  record_steps: Optional[int] = None) -> dict:
     """Writes the codes of every recording of every split of `data_dir` into `out_dir` (resumable).
 
     Args:
@@ -137,6 +138,9 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
         and checked against an `out_dir` being resumed.
       data_dir: a prepared data folder (audio, or codes of a lower level).
       out_dir: the code corpus (created, or resumed).
+      record_steps: codes per record of the corpus (training excerpts are cut within records).
+        Default: the input's records divided by the hop; a prior on codes of codes needs longer
+        ones (e.g. its excerpt length; Table 3, `tf_ada.stacks`).
 
     Returns:
       OUT's manifest.
@@ -158,7 +162,7 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
                 encoding=f"codes of {source.get('source_experiment')} (hop {cfg.hop})")
     writer = data.ShardWriter(out_dir, kind="codes", dtype=CODE_DTYPE, n_classes=cfg.n_codes,
                               sample_rate=float(manifest["sample_rate"]) / cfg.hop,
-                              chunk_samples=max(1, int(manifest["chunk_samples"]) // cfg.hop),
+                              chunk_samples=int(record_steps or max(1, int(manifest["chunk_samples"]) // cfg.hop)),
                               shard_samples=shard_samples)
     try:
         used = bool(writer.manifest["files"])

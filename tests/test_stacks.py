@@ -1,0 +1,160 @@
+"""Table 3 (issue 16 items 1 and 3): stacks 3.1-3.7 as named experiments with their receptive fields in
+ms, and top-down ancestral sampling through trained levels loaded from run folders."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_ada import cli, configs, encode, stacks
+from tf_ada.models.wavenet import WaveNet
+from tf_ada.train import Trainer, build_model
+
+
+def test_stacks_state_their_levels_reusing_the_trained_rows():
+    s = stacks.stack("3.6", "cpu")
+    assert [lv.role for lv in s.levels] == ["first", "second", "prior"]
+    assert s.levels[0].experiment == configs.table1_row("1.2", "cpu")
+    assert s.levels[1].experiment == configs.table2_row("2.2", "cpu")
+    assert s.prior.model == configs.large_wavenet("cpu", input_kind="one_hot", n_classes=256)
+    assert stacks.stack("3.7", "cpu").levels[1].experiment == configs.table2_row("2.4", "cpu")
+    assert stacks.stack("3.4", "cpu").prior.experiment == configs.table2_row("2.1", "cpu")  # #2.1 is 3.4's prior
+    assert stacks.stack("3.5", "cpu").levels[0].experiment == configs.table1_row("1.7", "cpu")
+    assert stacks.stack("3.1", "cpu").prior.experiment == configs.table1_row("1.1", "cpu")
+    assert stacks.stack("3.2", "cpu").prior.model == configs.very_large_wavenet("cpu")
+    assert stacks.stack("3.3", "cpu").prior.model == configs.thin_wavenet("cpu")
+    for row, (_, n_levels, _) in stacks.PAPER_TABLE3.items():
+        for scale in configs.SCALES:
+            st = stacks.stack(row, scale)
+            assert st.n_levels == n_levels
+            for lv in st.levels:
+                configs.validate(lv.experiment)
+    with pytest.raises(ValueError, match="Table 3 has rows"):
+        stacks.stack("3.8")
+
+
+@pytest.mark.parametrize("scale", configs.SCALES)
+def test_receptive_fields_in_ms_are_computed_and_match_the_papers_at_paper_scale(scale):
+    table = {r["row"]: r for r in stacks.receptive_field_table(scale)}
+    assert [table[r]["paper_rf_ms"] for r in sorted(table)] == [384, 768, 3072, 3072, 24576, 24576, 24576]
+    for row, r in table.items():
+        st = stacks.stack(row, scale)
+        hops = int(np.prod([lv.model.hop for lv in st.adas])) if st.adas else 1
+        assert st.receptive_field_ms == pytest.approx(st.prior.model.receptive_field * hops * 1000 / 16000)
+        assert r["rf_ms"] == pytest.approx(st.receptive_field_ms, abs=0.01)
+        if scale == "paper":  # ours: 1 + 2 * sum(dilations) (6139 for the large WaveNet); the paper: 6144
+            assert r["rf_ms"] == pytest.approx(r["paper_rf_ms"], rel=1e-3)
+    if scale == "paper":
+        assert stacks.stack("3.1").receptive_field_ms == pytest.approx(6139 / 16)
+        assert stacks.stack("3.6").receptive_field_samples == 6139 * 64
+
+
+def test_cached_generation_of_a_prior_on_codes_equals_its_full_forward():
+    cfg = stacks.prior_experiment("3.6", "tiny").model
+    assert cfg.input_kind == "one_hot" and cfg.n_input_classes == cfg.output_channels == 256
+    tf.keras.utils.set_random_seed(4)
+    net = build_model(cfg)
+    n = 2 * cfg.receptive_field + 5
+    x = np.random.default_rng(0).integers(0, 256, (2, n)).astype(np.int32)
+    full = net(x).numpy()
+    state, got = net.init_state(2), []
+    for t in range(n):
+        logits, state = net.step(state, None if t == 0 else x[:, t - 1])
+        got.append(logits.numpy())
+    np.testing.assert_allclose(np.stack(got, 1), full, atol=2e-5 * max(1.0, np.abs(full).max()), rtol=1e-5)
+    # the compiled sampling loop: at a near-zero temperature each code is the full forward's argmax
+    codes = net.generate(n, batch_size=2, temperature=1e-4, seed=3, verbose=False).numpy()
+    logits = net(codes).numpy()
+    top2 = np.sort(logits, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 2e-3
+    assert clear.mean() > 0.8
+    np.testing.assert_array_equal(np.argmax(logits, -1)[clear], codes[clear])
+
+
+@pytest.fixture(scope="module")
+def stack_runs(audio_shards, tmp_path_factory):
+    """Tiny levels of stack 3.6 trained one step each from run folders: #1.2 on audio, #2.2 on its
+    codes, the prior on the second-level codes; and a stack description naming them."""
+    root = tmp_path_factory.mktemp("stack36")
+    quiet = lambda *a: None  # noqa: E731
+    st = stacks.stack("3.6", "tiny", steps=1)
+    data = audio_shards
+    folders = {}
+    for lv in st.levels:  # each level trains on the codes of the level below (audio for the first)
+        folders[lv.role] = str(root / lv.role)
+        Trainer(lv.experiment, data, folders[lv.role], log=quiet).train()
+        if lv.role != "prior":
+            model, source = encode.source_of_run(folders[lv.role])
+            codes = str(root / f"codes_{lv.role}")
+            # the prior's excerpts (256 steps) are longer than the records the hop would give (8192 / 64)
+            record_steps = st.prior.experiment.train.n_samples if lv.role == "second" else None
+            encode.encode_corpus(model, source, data, codes, log=quiet, record_steps=record_steps)
+            assert json.load(open(os.path.join(codes, "manifest.json")))["chunk_samples"] == (record_steps or 8192 // 8)
+            data = codes
+    desc = root / "stack.json"
+    desc.write_text(json.dumps({"stack": "3.6", "levels": {r: os.path.basename(f) for r, f in folders.items()}}))
+    return str(desc), folders
+
+
+def test_top_down_sampling_equals_each_levels_decode_on_the_saved_codes(stack_runs, tmp_path, capsys):
+    desc, folders = stack_runs
+    out = tmp_path / "samples"
+    code = cli.main(["sample", "--stack", "3.6", "--runs", desc, "--seconds", "0.1", "--n", "2", "--seed", "7",
+                     "--level-temperature", "prior=0.9", "--out", str(out)])
+    assert code == 0
+    summary = json.load(open(out / "samples.json"))
+    assert summary["levels_top_down"] == ["prior", "second", "first"]
+    assert summary["temperatures"] == {"first": 1.0, "second": 1.0, "prior": 0.9}
+    assert summary["seeds"] == stacks.level_seeds(7, ["first", "second", "prior"])
+    assert summary["steps"] == {"prior": 25, "second": 200, "first": 1600}  # 0.1 s = 25 prior steps x 64
+    assert summary["audio_seconds_per_wall_second"] > 0 and summary["receptive_field_ms"] == 124.0
+    printed = capsys.readouterr().out
+    assert "ETA" in printed and "s of audio per wall-clock second" in printed
+    codes = {r: np.load(out / f"codes_{r}.npy") for r in ("prior", "second", "first")}
+    assert codes["prior"].shape == (2, 25) and codes["first"].shape == (2, 1600)
+    loaded = stacks.load_stack("3.6", folders, log=lambda *a: None)
+    seeds, m = summary["seeds"], loaded.models
+    prior = m["prior"].generate(25, batch_size=2, temperature=0.9, seed=seeds["prior"], verbose=False)
+    np.testing.assert_array_equal(prior.numpy(), codes["prior"])
+    second = m["second"].decode(codes["prior"], seed=seeds["second"], temperature=1.0, verbose=False)
+    np.testing.assert_array_equal(second.numpy(), codes["second"])
+    first = m["first"].decode(codes["second"], seed=seeds["first"], temperature=1.0, verbose=False)
+    np.testing.assert_array_equal(first.numpy(), codes["first"])
+    # a wav per stream for the audio and for every code level rendered through the levels below
+    for folder in ("audio", "level_second", "level_prior"):
+        assert sorted(os.listdir(out / folder)) == ["stream_00.wav", "stream_01.wav"], folder
+    assert summary["level_renders"]["prior"]["through"] == ["second", "first"]
+    # the N streams are different samples
+    assert (codes["prior"][0] != codes["prior"][1]).any()
+
+
+def test_stack_levels_are_checked(stack_runs, tmp_path, capsys):
+    desc, folders = stack_runs
+    with pytest.raises(stacks.StackError, match="has levels first, second, prior"):
+        stacks.load_stack("3.6", {"first": folders["first"]}, log=lambda *a: None)
+    with pytest.raises(stacks.StackError, match="must be a WaveNet"):
+        stacks.load_stack("3.4", {"first": folders["first"], "prior": folders["second"]}, log=lambda *a: None)
+    code = cli.main(["sample", "--stack", "3.6", "--runs", desc, "--out", str(tmp_path / "o"),
+                     "--level", "second=" + folders["prior"]])
+    assert code == 2 and "must be an ADA" in capsys.readouterr().err
+    code = cli.main(["sample", "--stack", "3.7", "--runs", desc, "--out", str(tmp_path / "o")])
+    assert code == 2 and "describes stack 3.6, not 3.7" in capsys.readouterr().err
+    code = cli.main(["sample", "--stack", "3.6", "--runs", desc])
+    assert code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_one_level_stack_and_the_old_sample_form(audio_shards, tmp_path):
+    exp = stacks.stack("3.1", "tiny", steps=1).prior.experiment
+    Trainer(exp, audio_shards, str(tmp_path / "wn"), log=lambda *a: None).train()
+    assert cli.main(["sample", "--stack", "3.1", "--level", f"prior={tmp_path / 'wn'}", "--seconds", "0.01",
+                     "--n", "2", "--out", str(tmp_path / "s")]) == 0
+    summary = json.load(open(tmp_path / "s" / "samples.json"))
+    assert summary["steps"] == {"prior": 160} and summary["level_renders"] == {}
+    assert np.load(tmp_path / "s" / "codes_prior.npy").shape == (2, 160)
+    assert sorted(os.listdir(tmp_path / "s" / "audio")) == ["stream_00.wav", "stream_01.wav"]
+    assert cli.main(["sample", str(tmp_path / "old.wav"), "--checkpoint", str(tmp_path / "wn"),
+                     "--seconds", "0.01"]) == 0
+    assert (tmp_path / "old.wav").exists()
+    assert isinstance(stacks.load_stack("3.1", {"prior": str(tmp_path / "wn")}, log=lambda *a: None).models["prior"],
+                      WaveNet)

@@ -1,0 +1,419 @@
+"""Table 3 (sec. 4.4): stacks of levels for sampling music top-down, and ancestral sampling through them.
+
+A stack is a list of levels, bottom first: zero, one or two ADAs (each turning the codes of the level
+above into the symbols of the level below: audio for a first-level ADA, first-level codes for a
+second-level one) and, on top, an unconditional WaveNet "prior" (on audio for 3.1-3.3, on codes for
+3.4-3.7). Every level reuses a trained row: Table 1's ADAs (`configs.table1_row`), Table 2's
+second-level ADAs (`configs.table2_row`) and the large / very large / thin WaveNets of
+`configs.WAVENETS`.
+
+The stack's receptive field (Table 3's "RF") is the prior's, in audio time: the prior's receptive
+field in its own steps times the hops of the ADAs below it (each code stands for `hop` steps of the
+level below), at 16 kHz. Ours is computed from the configs (a causal WaveNet of app. A sees
+1 + (k - 1) * sum(dilations) steps, 6139 for the large WaveNet); the paper states the nominal
+powers of two ("6144", 384 ms).
+
+Sampling (`sample_stack`): the prior's cached generation (`WaveNet.generate`) draws the top codes of
+N streams as one batch; each ADA below renders them with its public `ADA.decode` (the local model's
+cached generation, conditioned by the modulator), down to audio. Every level has its own seed and
+temperature, recorded in `samples.json`.
+
+Run folders: `StackRuns` names the run folder of each level (`{"stack": "3.6", "levels": {"first":
+DIR, "second": DIR, "prior": DIR}}`, paths relative to the file); `load_stack` rebuilds each level's
+model with its Polyak weights and checks that the levels fit (the prior predicts the codes the ADA
+below reads; a second-level ADA reads the codes of the first).
+
+Training a prior on codes of codes (issue 16 item 2, in part): a code corpus's records are the
+input's records divided by the hop (2**18 audio samples -> 4096 second-level codes), shorter than
+the paper-scale prior's excerpts (8192 steps) and receptive field (6139 steps); encode its corpus
+with `encode_corpus(..., record_steps=...)` at least the prior's excerpt length.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from tf_ada import configs
+from tf_ada.configs import ADAConfig, Experiment
+from tf_ada.runs import RunError
+
+SAMPLE_RATE = 16000
+ROLES = ("first", "second", "prior")  # bottom to top
+
+# Table 3 of the paper (rows, level count, receptive field in ms; the human ratings are lost from our copy)
+PAPER_TABLE3 = {
+    "3.1": ("large WaveNet", 1, 384),
+    "3.2": ("very large WaveNet", 1, 768),
+    "3.3": ("thin WaveNet, large RF", 1, 3072),
+    "3.4": ("hop-8 VQ-VAE + large WaveNet", 2, 3072),
+    "3.5": ("hop-64 VQ-VAE + large WaveNet", 2, 24576),
+    "3.6": ("VQ-VAE + PBT-VQ-VAE + large WaveNet", 3, 24576),
+    "3.7": ("VQ-VAE + AMAE + large WaveNet", 3, 24576),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """One level of a stack.
+
+    Attributes:
+      role: "first" (an ADA on audio), "second" (an ADA on first-level codes) or "prior" (the
+        unconditional WaveNet on top).
+      experiment: what trains it (`configs.table1_row`, `table2_row`, or a prior's experiment).
+      source: which trained row it is ("Table 1 row 1.2", ...).
+    """
+    role: str
+    experiment: Experiment
+    source: str
+
+    @property
+    def model(self):
+        return self.experiment.model
+
+    @property
+    def hop(self) -> int:
+        """Steps of the level below per step of this level's input (1 for the prior)."""
+        return self.model.hop if isinstance(self.model, ADAConfig) else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """A Table 3 row: `levels` bottom first, the prior last."""
+    row: str
+    description: str
+    scale: str
+    levels: tuple
+
+    @property
+    def prior(self) -> Level:
+        return self.levels[-1]
+
+    @property
+    def adas(self) -> tuple:
+        return self.levels[:-1]
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def prior_hop(self) -> int:
+        """Audio samples per step of the prior (the product of the ADAs' hops; 1 on audio)."""
+        return int(np.prod([lv.hop for lv in self.adas], dtype=np.int64)) if self.adas else 1
+
+    @property
+    def receptive_field_samples(self) -> int:
+        """The prior's receptive field in audio samples."""
+        return self.prior.model.receptive_field * self.prior_hop
+
+    @property
+    def receptive_field_ms(self) -> float:
+        return 1000.0 * self.receptive_field_samples / SAMPLE_RATE
+
+    @property
+    def paper_receptive_field_ms(self) -> int:
+        return PAPER_TABLE3[self.row][2]
+
+    def describe(self) -> dict:
+        return {"row": self.row, "description": self.description, "scale": self.scale, "levels": [
+            {"role": lv.role, "experiment": lv.experiment.name, "source": lv.source,
+             "model": type(lv.model).__name__, "hop": lv.hop, "receptive_field_steps": _rf_steps(lv.model)}
+            for lv in self.levels],
+            "prior_hop": self.prior_hop, "receptive_field_samples": self.receptive_field_samples,
+            "receptive_field_ms": round(self.receptive_field_ms, 2),
+            "paper_receptive_field_ms": self.paper_receptive_field_ms}
+
+
+def _rf_steps(model) -> int:
+    return (model.local if isinstance(model, ADAConfig) else model).receptive_field
+
+
+def prior_experiment(row: str, scale: str, steps: Optional[int] = None) -> Experiment:
+    """The large WaveNet prior on 256 codes (one-hot) of a Table 3 stack, trained as the paper's
+    unconditional WaveNets (`table1_train(..., unconditional=True)`). For 3.4 it is Table 2's row 2.1
+    (the large WaveNet on the codes of #1.2)."""
+    if row == "3.4":
+        return configs.table2_row("2.1", scale, steps)
+    return Experiment(name=f"table3_{row.replace('.', '_')}_prior_{scale}",
+                      model=configs.large_wavenet(scale, input_kind="one_hot", n_classes=256),
+                      train=configs.table1_train(scale, True, steps), paper_row=row)
+
+
+def _unconditional(row: str, kind: str, scale: str, steps: Optional[int]) -> Experiment:
+    if row == "3.1":
+        return configs.table1_row("1.1", scale, steps)
+    model = configs.WAVENETS[kind](scale, input_kind="continuous")
+    return Experiment(name=f"table3_{row.replace('.', '_')}_{scale}", model=model,
+                      train=configs.table1_train(scale, True, steps), paper_row=row)
+
+
+def stack(row: str, scale: str = "paper", steps: Optional[int] = None) -> Stack:
+    """Table 3's row `row` ("3.1" ... "3.7") at `scale`, its levels reusing the trained rows:
+    3.1 = #1.1 (large WaveNet); 3.2 very large and 3.3 thin WaveNets on audio; 3.4 = #1.2 + large
+    WaveNet prior on its codes (#2.1); 3.5 = #1.7 + prior; 3.6 = #1.2 + #2.2 (PBT VQ-VAE) + prior;
+    3.7 = #1.2 + #2.4 (AMAE, decoder RF 64) + prior."""
+    if row not in PAPER_TABLE3:
+        raise ValueError(f"Table 3 has rows {sorted(PAPER_TABLE3)}, not {row!r}")
+    description = PAPER_TABLE3[row][0]
+    unconditional = {"3.1": ("large", "Table 1 row 1.1"), "3.2": ("very_large", "configs.very_large_wavenet"),
+                     "3.3": ("thin", "configs.thin_wavenet")}
+    if row in unconditional:
+        kind, source = unconditional[row]
+        levels = (Level("prior", _unconditional(row, kind, scale, steps), source),)
+    else:
+        first_row = "1.7" if row == "3.5" else "1.2"
+        levels = (Level("first", configs.table1_row(first_row, scale, steps), f"Table 1 row {first_row}"),)
+        if row in ("3.6", "3.7"):
+            second_row = "2.2" if row == "3.6" else "2.4"
+            levels += (Level("second", configs.table2_row(second_row, scale, steps), f"Table 2 row {second_row}"),)
+        levels += (Level("prior", prior_experiment(row, scale, steps),
+                         "Table 2 row 2.1" if row == "3.4" else f"large WaveNet on the codes of {levels[-1].source}"),)
+    return Stack(row=row, description=description, scale=scale, levels=levels)
+
+
+def receptive_field_table(scale: str = "paper") -> list[dict]:
+    """Every stack's receptive field in ms (ours, computed) against the paper's."""
+    out = []
+    for row in PAPER_TABLE3:
+        s = stack(row, scale)
+        out.append({"row": row, "model": s.description, "levels": s.n_levels,
+                    "rf_ms": round(s.receptive_field_ms, 2), "paper_rf_ms": s.paper_receptive_field_ms,
+                    "ratio": round(s.receptive_field_ms / s.paper_receptive_field_ms, 4)})
+    return out
+
+
+# --- loading trained levels -----------------------------------------------------------------------
+
+class StackError(RunError):
+    """A stack description or run folder that does not make the stack; the message says which."""
+
+
+def read_runs(path: str) -> tuple[str, dict]:
+    """A stack description file -> (row, {role: run folder}); folders relative to the file."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except OSError as e:
+        raise StackError(f"{path}: cannot read the stack description ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise StackError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(d, dict) or not isinstance(d.get("levels"), dict):
+        raise StackError(f'{path}: expected {{"stack": "3.6", "levels": {{"first": DIR, "second": DIR, '
+                         f'"prior": DIR}}}}')
+    base = os.path.dirname(os.path.abspath(path))
+    return d.get("stack"), {role: os.path.join(base, folder) for role, folder in d["levels"].items()}
+
+
+def expected_roles(row: str) -> list[str]:
+    return [lv.role for lv in stack(row, "tiny").levels]
+
+
+@dataclasses.dataclass
+class LoadedStack:
+    row: str
+    models: dict          # role -> model (Polyak weights)
+    experiments: dict     # role -> Experiment read from the run folder
+    folders: dict         # role -> run folder
+
+    @property
+    def roles(self) -> list[str]:
+        return [r for r in ROLES if r in self.models]
+
+    @property
+    def prior_hop(self) -> int:
+        return int(np.prod([self.models[r].config.hop for r in self.roles if r != "prior"], dtype=np.int64))
+
+    @property
+    def receptive_field_ms(self) -> float:
+        return 1000.0 * self.models["prior"].config.receptive_field * self.prior_hop / SAMPLE_RATE
+
+
+def load_stack(row: str, folders: dict, log: Callable[[str], None] = print) -> LoadedStack:
+    """Rebuilds each level of stack `row` from its run folder (Polyak weights) and checks the fit."""
+    from tf_ada.models.ada import ADA
+    from tf_ada.models.wavenet import WaveNet
+    from tf_ada.train import load_model
+    roles = expected_roles(row)
+    if sorted(folders) != sorted(roles):
+        raise StackError(f"stack {row} has levels {', '.join(roles)}; got run folders for "
+                         f"{', '.join(sorted(folders)) or 'none'}")
+    models, experiments = {}, {}
+    for role in roles:
+        model, experiment = load_model(folders[role])
+        want = WaveNet if role == "prior" else ADA
+        if not isinstance(model, want):
+            article = "a" if role == "prior" else "an"
+            raise StackError(f"{folders[role]}: the {role} level must be {article} {want.__name__}, "
+                             f"not a {type(model).__name__}")
+        models[role], experiments[role] = model, experiment
+        log(f"stack {row}: {role} level {experiment.name} from {folders[role]}")
+    # the symbols each level predicts are what the level above's codes decode into
+    below = None
+    for role in roles:
+        cfg = models[role].config
+        reads = cfg.encoder.n_input_classes if isinstance(cfg, ADAConfig) else cfg.n_input_classes
+        if below is None:
+            if reads != 256:
+                raise StackError(f"{folders[role]}: the bottom level must read 256-class mu-law audio")
+        elif reads != below:
+            raise StackError(f"{folders[role]}: the {role} level reads {reads} classes but the level below "
+                             f"has {below} codes")
+        if isinstance(cfg, ADAConfig):
+            below = cfg.n_codes
+    if len(roles) == 1 and models["prior"].config.n_input_classes != 256:
+        raise StackError(f"{folders['prior']}: a prior on audio must predict 256 mu-law classes")
+    return LoadedStack(row=row, models=models, experiments=experiments, folders=dict(folders))
+
+
+# --- top-down ancestral sampling ------------------------------------------------------------------
+
+def level_seeds(seed: int, roles: list[str]) -> dict:
+    """One seed per level, derived from `seed` (recorded in samples.json)."""
+    return {role: int(seed) * 1000 + i for i, role in enumerate(roles)}
+
+
+def _generation_flops(model) -> float:
+    """FLOPs per generated step of a level (the network that runs at every step)."""
+    cfg = model.config
+    if isinstance(cfg, ADAConfig):
+        return cfg.local.flops_per_timestep() + cfg.modulator.flops_per_timestep() / cfg.hop
+    return cfg.flops_per_timestep()
+
+
+def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed: int = 0,
+                 temperatures: Optional[dict] = None, render_levels: bool = True,
+                 log: Callable[[str], None] = print) -> dict:
+    """Top-down ancestral sampling: prior -> (second-level decoder) -> first-level decoder -> audio.
+
+    Args:
+      loaded: `load_stack`'s levels.
+      seconds: audio per stream (rounded up to a whole number of prior steps).
+      n: streams, sampled together as one batch at every level.
+      out_dir: where `samples.json`, `codes_ROLE.npy` (int `[n, T_role]`, each level's output) and
+        the wavs go: `audio/stream_I.wav` (the stack's samples) and, with `render_levels`,
+        `level_ROLE/stream_I.wav` for every code level: its codes rendered through the levels below
+        with their own (render) seeds, so that what the codes fix can be heard apart from what the
+        lower decoders' sampling adds.
+      seed: base seed; each level gets `level_seeds(seed, roles)[role]`.
+      temperatures: {role: temperature} (default 1.0 for every level).
+
+    Returns:
+      The summary written to samples.json (seeds, temperatures, lengths, wall times, seconds of
+      audio per wall-clock second).
+    """
+    from tf_ada import ops
+    from tf_ada.audio import save_wav
+    from tf_ada.progress import Progress
+    roles = loaded.roles
+    temps = {role: float((temperatures or {}).get(role, 1.0)) for role in roles}
+    for role, t in temps.items():
+        if not t > 0:
+            raise StackError(f"temperature of the {role} level must be > 0, got {t}")
+    seeds = level_seeds(seed, roles)
+    hop = loaded.prior_hop
+    n_top = max(1, math.ceil(seconds * SAMPLE_RATE / hop))
+    lengths = {}
+    steps = n_top
+    for role in reversed(roles):  # prior first; an ADA at role produces hop x the steps above
+        if role != "prior":
+            steps *= loaded.models[role].config.hop
+        lengths[role] = steps
+    n_audio = lengths[roles[0]]
+    work = {role: lengths[role] * n * _generation_flops(loaded.models[role]) for role in roles}
+    # progress over the levels, weighted by each level's generation FLOPs (the ETA of the levels below)
+    progress = Progress(sum(work.values()) / 1e6, f"sample {loaded.row}", unit="MFLOP", interval=0.0,
+                        stream=_LogStream(log))
+    os.makedirs(out_dir, exist_ok=True)
+    log(f"sample {loaded.row}: {n} stream(s) x {n_audio / SAMPLE_RATE:.3f} s ({n_top} prior steps x hop {hop}); "
+        f"levels top-down: {', '.join(reversed(roles))}")
+    outputs, walls, t_start = {}, {}, time.monotonic()
+    for role in reversed(roles):
+        model, t0 = loaded.models[role], time.monotonic()
+        if role == "prior":
+            x = model.generate(n_top, batch_size=n, temperature=temps[role], seed=seeds[role], verbose=None)
+        else:
+            x = model.decode(outputs[_above(roles, role)], seed=seeds[role], temperature=temps[role])
+        outputs[role] = np.asarray(x, np.int32)
+        walls[role] = time.monotonic() - t0
+        np.save(os.path.join(out_dir, f"codes_{role}.npy"), outputs[role])
+        progress.update(work[role] / 1e6, note=f"{role} level: {lengths[role]:,} steps x {n} in {walls[role]:.1f} s")
+    wall = time.monotonic() - t_start
+    audio = outputs[roles[0]]
+    for i in range(n):
+        save_wav(os.path.join(out_dir, "audio", f"stream_{i:02d}.wav"), ops.mu_law_decode(audio[i]).numpy())
+    renders, t_render = {}, time.monotonic()
+    if render_levels:
+        for k, role in enumerate(roles[1:], start=1):  # code levels: render through the levels below
+            render_seed, x = seeds[role] + 500, outputs[role]
+            for below in reversed(roles[:k]):
+                x = np.asarray(loaded.models[below].decode(x, seed=render_seed, temperature=temps[below],
+                                                           verbose=False))
+            for i in range(n):
+                save_wav(os.path.join(out_dir, f"level_{role}", f"stream_{i:02d}.wav"),
+                         ops.mu_law_decode(x[i]).numpy())
+            renders[role] = {"seed": render_seed, "through": list(reversed(roles[:k])),
+                             "folder": f"level_{role}"}
+    render_wall = time.monotonic() - t_render
+    rate = n * n_audio / SAMPLE_RATE / wall
+    summary = {"stack": loaded.row, "streams": n, "seconds_requested": seconds,
+               "seconds_per_stream": n_audio / SAMPLE_RATE, "base_seed": int(seed), "seeds": seeds,
+               "temperatures": temps, "levels_top_down": list(reversed(roles)),
+               "steps": lengths, "hops": {r: loaded.models[r].config.hop for r in roles if r != "prior"},
+               "run_folders": {r: os.path.abspath(f) for r, f in loaded.folders.items()},
+               "experiments": {r: e.name for r, e in loaded.experiments.items()},
+               "receptive_field_ms": round(loaded.receptive_field_ms, 2),
+               "paper_receptive_field_ms": PAPER_TABLE3[loaded.row][2],
+               "wall_seconds": {r: round(w, 3) for r, w in walls.items()}, "wall_seconds_total": round(wall, 3),
+               "audio_seconds_per_wall_second": rate, "level_renders": renders,
+               "level_renders_wall_seconds": round(render_wall, 3),
+               "files": {"audio": "audio/stream_NN.wav", "codes": {r: f"codes_{r}.npy" for r in roles}}}
+    with open(os.path.join(out_dir, "samples.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    log(f"sample {loaded.row}: {n * n_audio / SAMPLE_RATE:.2f} s of audio in {wall:.1f} s wall "
+        f"({rate:.4f} s of audio per wall-clock second) -> {out_dir}")
+    return summary
+
+
+def _above(roles: list[str], role: str) -> str:
+    return roles[roles.index(role) + 1]
+
+
+def markdown_table(scale: str = "paper") -> str:
+    """Table 3's rows with their levels and receptive fields (ours against the paper's)."""
+    lines = [f"Table 3 stacks at scale {scale!r}: receptive field of the prior in audio time (16 kHz)", "",
+             "| # | model | levels | level sources | RF (ours, ms) | RF (paper, ms) |", "|---|---|---|---|---|---|"]
+    for r in receptive_field_table(scale):
+        st = stack(r["row"], scale)
+        sources = "; ".join(f"{lv.role}: {lv.source}" for lv in st.levels)
+        lines.append(f"| {r['row']} | {r['model']} | {r['levels']} | {sources} | {r['rf_ms']:g} | {r['paper_rf_ms']} |")
+    return "\n".join(lines)
+
+
+class _LogStream:
+    def __init__(self, log):
+        self.log = log
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            if line.strip():
+                self.log(line)
+
+    def flush(self) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description="Table 3's stacks, their levels and receptive fields")
+    parser.add_argument("--scale", choices=configs.SCALES, default="paper")
+    print(markdown_table(parser.parse_args().scale))
+
+
+__all__ = ["PAPER_TABLE3", "Level", "Stack", "stack", "prior_experiment", "receptive_field_table", "StackError",
+           "read_runs", "load_stack", "LoadedStack", "sample_stack", "level_seeds"]
