@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_ada import cli, configs, encode, stacks
+from tf_ada import cli, configs, stacks
 from tf_ada.models.wavenet import WaveNet
 from tf_ada.train import Trainer, build_model
 
@@ -74,27 +74,18 @@ def test_cached_generation_of_a_prior_on_codes_equals_its_full_forward():
 
 @pytest.fixture(scope="module")
 def stack_runs(audio_shards, tmp_path_factory):
-    """Tiny levels of stack 3.6 trained one step each from run folders: #1.2 on audio, #2.2 on its
-    codes, the prior on the second-level codes; and a stack description naming them."""
-    root = tmp_path_factory.mktemp("stack36")
-    quiet = lambda *a: None  # noqa: E731
+    """Tiny levels of stack 3.6 trained one step each into run folders (`stacks.train_stack`): #1.2 on
+    audio, #2.2 on its codes, the prior on the second-level codes; and the stack description."""
+    root = tmp_path_factory.mktemp("stacks")
+    desc = stacks.train_stack("3.6", "tiny", audio_shards, str(root), steps=1, log=lambda *a: None)
     st = stacks.stack("3.6", "tiny", steps=1)
-    data = audio_shards
-    folders = {}
-    for lv in st.levels:  # each level trains on the codes of the level below (audio for the first)
-        folders[lv.role] = str(root / lv.role)
-        Trainer(lv.experiment, data, folders[lv.role], log=quiet).train()
-        if lv.role != "prior":
-            model, source = encode.source_of_run(folders[lv.role])
-            codes = str(root / f"codes_{lv.role}")
-            # the prior's excerpts (256 steps) are longer than the records the hop would give (8192 / 64)
-            record_steps = st.prior.experiment.train.n_samples if lv.role == "second" else None
-            encode.encode_corpus(model, source, data, codes, log=quiet, record_steps=record_steps)
-            assert json.load(open(os.path.join(codes, "manifest.json")))["chunk_samples"] == (record_steps or 8192 // 8)
-            data = codes
-    desc = root / "stack.json"
-    desc.write_text(json.dumps({"stack": "3.6", "levels": {r: os.path.basename(f) for r, f in folders.items()}}))
-    return str(desc), folders
+    # the prior's excerpts (256 steps) are longer than the records the hop alone would give (8192 / 64)
+    second_codes = root / f"codes_{st.levels[1].experiment.name}"
+    assert json.load(open(second_codes / "manifest.json"))["chunk_samples"] == 256
+    assert json.load(open(root / f"codes_{st.levels[0].experiment.name}" / "manifest.json"))["chunk_samples"] == 1024
+    row, folders = stacks.read_runs(desc)
+    assert row == "3.6" and sorted(folders) == ["first", "prior", "second"]
+    return desc, folders
 
 
 def test_top_down_sampling_equals_each_levels_decode_on_the_saved_codes(stack_runs, tmp_path, capsys):
@@ -158,3 +149,21 @@ def test_one_level_stack_and_the_old_sample_form(audio_shards, tmp_path):
     assert (tmp_path / "old.wav").exists()
     assert isinstance(stacks.load_stack("3.1", {"prior": str(tmp_path / "wn")}, log=lambda *a: None).models["prior"],
                       WaveNet)
+
+
+@pytest.mark.slow
+def test_every_stack_trains_one_step_per_level_and_samples(audio_shards, tmp_path):
+    """A one-step smoke run per stack: its levels trained under one root (shared levels trained
+    once), then 0.02 s of two streams sampled top-down."""
+    logs = []
+    for row in stacks.PAPER_TABLE3:
+        desc = stacks.train_stack(row, "tiny", audio_shards, str(tmp_path), steps=1, log=logs.append)
+        out = tmp_path / f"samples_{row}"
+        assert cli.main(["sample", "--stack", row, "--runs", desc, "--seconds", "0.02", "--n", "2",
+                         "--out", str(out)]) == 0
+        summary = json.load(open(out / "samples.json"))
+        assert len(summary["levels_top_down"]) == stacks.PAPER_TABLE3[row][1]
+        n_audio = summary["steps"][summary["levels_top_down"][-1]]
+        assert n_audio >= 0.02 * 16000 and np.load(out / "codes_prior.npy").shape[0] == 2
+        assert summary["receptive_field_ms"] == pytest.approx(stacks.stack(row, "tiny").receptive_field_ms, abs=0.01)
+    assert any("already at step 1" in line for line in logs)  # #1.2, shared by 3.4, 3.6 and 3.7

@@ -271,6 +271,40 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print) -> L
     return LoadedStack(row=row, models=models, experiments=experiments, folders=dict(folders))
 
 
+def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[int] = None,
+                log: Callable[[str], None] = print) -> str:
+    """Trains the levels of stack `row` bottom-up under `root` (resumable), each on the codes of the
+    level below, and writes `root/stack_ROW.json` naming their run folders; returns its path.
+
+    A level's run folder is `root/EXPERIMENT_NAME` and the codes it writes `root/codes_EXPERIMENT_NAME`,
+    so stacks trained under one root share their common levels (#1.2 for 3.4, 3.6 and 3.7). The code
+    corpus read by the level above is encoded with records at least that level's excerpt length
+    (`encode_corpus(record_steps=...)`). A finished level is not trained again (the Trainer resumes
+    from its checkpoints and stops at its step count); a finished corpus is not encoded again."""
+    from tf_ada import data as data_mod, encode
+    from tf_ada.train import Trainer
+    st = stack(row, scale, steps)
+    folders, source = {}, data_dir
+    for k, lv in enumerate(st.levels):
+        folder = os.path.join(root, lv.experiment.name)
+        log(f"stack {row}: {lv.role} level {lv.experiment.name} ({lv.source}) on {source}")
+        Trainer(lv.experiment, source, folder, log=log).train()
+        folders[lv.role] = folder
+        if lv.role != "prior":
+            model, meta = encode.source_of_run(folder)
+            above = st.levels[k + 1].experiment.train.n_samples
+            default = max(1, int(data_mod.load_manifest(source)["chunk_samples"]) // lv.hop)
+            codes = os.path.join(root, f"codes_{lv.experiment.name}")
+            encode.encode_corpus(model, meta, source, codes, log=log, record_steps=max(above, default))
+            source = codes
+    path = os.path.join(root, f"stack_{row}.json")
+    with open(path, "w") as f:
+        json.dump({"stack": row, "scale": scale, "levels": {r: os.path.relpath(d, root) for r, d in folders.items()},
+                   "description": st.describe()}, f, indent=2)
+    log(f"stack {row}: levels trained; {path}")
+    return path
+
+
 # --- top-down ancestral sampling ------------------------------------------------------------------
 
 def level_seeds(seed: int, roles: list[str]) -> dict:
@@ -410,10 +444,21 @@ class _LogStream:
 
 if __name__ == "__main__":
     import argparse
-    parser = argparse.ArgumentParser(description="Table 3's stacks, their levels and receptive fields")
+    parser = argparse.ArgumentParser(description="Table 3's stacks, their levels and receptive fields; with "
+                                                 "--train, train a stack's levels and write its stack_ROW.json")
     parser.add_argument("--scale", choices=configs.SCALES, default="paper")
-    print(markdown_table(parser.parse_args().scale))
+    parser.add_argument("--train", choices=sorted(PAPER_TABLE3), help="the stack whose levels to train")
+    parser.add_argument("--data", help="with --train: the prepared audio folder")
+    parser.add_argument("--root", help="with --train: the folder of the levels' runs and code corpora")
+    parser.add_argument("--steps", type=int, help="with --train: steps per level (default: the scale's)")
+    args = parser.parse_args()
+    if args.train:
+        if not (args.data and args.root):
+            parser.error("--train needs --data and --root")
+        train_stack(args.train, args.scale, args.data, args.root, args.steps)
+    else:
+        print(markdown_table(args.scale))
 
 
 __all__ = ["PAPER_TABLE3", "Level", "Stack", "stack", "prior_experiment", "receptive_field_table", "StackError",
-           "read_runs", "load_stack", "LoadedStack", "sample_stack", "level_seeds"]
+           "read_runs", "load_stack", "LoadedStack", "sample_stack", "level_seeds", "train_stack", "markdown_table"]
