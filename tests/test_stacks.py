@@ -167,3 +167,19 @@ def test_every_stack_trains_one_step_per_level_and_samples(audio_shards, tmp_pat
         assert n_audio >= 0.02 * 16000 and np.load(out / "codes_prior.npy").shape[0] == 2
         assert summary["receptive_field_ms"] == pytest.approx(stacks.stack(row, "tiny").receptive_field_ms, abs=0.01)
     assert any("already at step 1" in line for line in logs)  # #1.2, shared by 3.4, 3.6 and 3.7
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sample"], "give OUTPUT.wav and --checkpoint RUN"),
+    (["sample", "--stack", "3.6", "--runs", "x.json"], "--stack: give --out DIR"),
+    (["sample", "o.wav", "--stack", "3.6", "--out", "D"], "OUTPUT.wav and --checkpoint are for one"),
+    (["sample", "--stack", "3.6", "--out", "D", "--level", "top=R"], "ROLE one of first, second, prior"),
+    (["sample", "--stack", "3.4", "--out", "D", "--level-temperature", "second=0.5"], "has levels first, prior"),
+    (["sample", "--stack", "3.4", "--out", "D", "--level-temperature", "prior=0"], "T > 0"),
+    (["sample", "--stack", "3.4", "--out", "D", "--level", "first=R"], "has levels first, prior; got run folders"),
+    (["sample", "--stack", "3.6", "--out", "D", "--runs", "/nonexistent/s.json"], "cannot read the stack"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_sample_stack_usage_errors_are_one_line(capsys, argv, message):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("tf-ada sample: error:"), err

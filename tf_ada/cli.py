@@ -252,8 +252,8 @@ def _cmd_sample(args) -> int:
         return _cmd_sample_stack(args)
     if args.output is None or args.checkpoint is None:
         from tf_ada.runs import RunError
-        raise RunError("sample: give OUTPUT.wav and --checkpoint RUN (an unconditional WaveNet), "
-                         "or --stack ROW --runs FILE --out DIR")
+        raise RunError("give OUTPUT.wav and --checkpoint RUN (an unconditional WaveNet), "
+                       "or --stack ROW --runs FILE --out DIR")
     from tf_ada import ops
     from tf_ada.audio import save_wav
     from tf_ada.models.wavenet import WaveNet
@@ -279,7 +279,10 @@ def _cmd_sample_stack(args) -> int:
     from tf_ada import stacks
     from tf_ada.runs import RunError as UsageError
     if args.out is None:
-        raise UsageError("sample --stack: give --out DIR")
+        raise UsageError("--stack: give --out DIR")
+    if args.output is not None or args.checkpoint is not None:
+        raise UsageError("--stack samples into --out DIR from the levels' run folders (--runs, --level); "
+                         "OUTPUT.wav and --checkpoint are for one unconditional WaveNet")
     row, folders = args.stack, {}
     if args.runs:
         named, folders = stacks.read_runs(args.runs)
@@ -290,14 +293,15 @@ def _cmd_sample_stack(args) -> int:
         if not sep or role not in stacks.ROLES:
             raise UsageError(f"--level {text!r}: expected ROLE=RUN_FOLDER with ROLE one of {', '.join(stacks.ROLES)}")
         folders[role] = folder
-    temperatures = {}
+    roles, temperatures = stacks.expected_roles(row), {}
     for text in args.level_temperature or []:
         role, sep, value = text.partition("=")
         try:
-            temperatures[role] = float(value)
-        except ValueError:
-            raise UsageError(f"--level-temperature {text!r}: expected ROLE=NUMBER") from None
-    roles = stacks.expected_roles(row)
+            temperatures[role] = positive_float(value)
+        except (ValueError, argparse.ArgumentTypeError):
+            raise UsageError(f"--level-temperature {text!r}: expected ROLE=T with T > 0") from None
+        if role not in roles:
+            raise UsageError(f"--level-temperature {text!r}: stack {row} has levels {', '.join(roles)}")
     temperatures = {r: temperatures.get(r, args.temperature) for r in roles}
     loaded = stacks.load_stack(row, folders)
     stacks.sample_stack(loaded, args.seconds, args.n, args.out, seed=args.seed, temperatures=temperatures,
