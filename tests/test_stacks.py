@@ -2,6 +2,7 @@
 ms, and top-down ancestral sampling through trained levels loaded from run folders."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -129,6 +130,13 @@ def test_stack_levels_are_checked(stack_runs, tmp_path, capsys):
     code = cli.main(["sample", "--stack", "3.6", "--runs", desc, "--out", str(tmp_path / "o"),
                      "--level", "second=" + folders["prior"]])
     assert code == 2 and "must be an ADA" in capsys.readouterr().err
+    # the prior trained on the second level's codes: another second-level run below it is refused
+    other = tmp_path / "other_second"
+    shutil.copytree(folders["second"], other)
+    code = cli.main(["sample", "--stack", "3.6", "--runs", desc, "--out", str(tmp_path / "o"),
+                     "--level", f"second={other}"])
+    assert code == 2 and "the prior level trained on" in capsys.readouterr().err
+    assert stacks.read_corpora(desc)["second"].endswith("codes_table1_1_2_tiny")
     code = cli.main(["sample", "--stack", "3.7", "--runs", desc, "--out", str(tmp_path / "o")])
     assert code == 2 and "describes stack 3.6, not 3.7" in capsys.readouterr().err
     code = cli.main(["sample", "--stack", "3.6", "--runs", desc])

@@ -283,16 +283,18 @@ def _cmd_sample_stack(args) -> int:
     if args.output is not None or args.checkpoint is not None:
         raise UsageError("--stack samples into --out DIR from the levels' run folders (--runs, --level); "
                          "OUTPUT.wav and --checkpoint are for one unconditional WaveNet")
-    row, folders = args.stack, {}
+    row, folders, corpora = args.stack, {}, {}
     if args.runs:
         named, folders = stacks.read_runs(args.runs)
         if named is not None and named != row:
             raise stacks.StackError(f"{args.runs} describes stack {named}, not {row}")
+        corpora = stacks.read_corpora(args.runs)
     for text in args.level or []:
         role, sep, folder = text.partition("=")
         if not sep or role not in stacks.ROLES:
             raise UsageError(f"--level {text!r}: expected ROLE=RUN_FOLDER with ROLE one of {', '.join(stacks.ROLES)}")
         folders[role] = folder
+        corpora.pop(role, None)  # what a replaced level trained on is not known here
     roles, temperatures = stacks.expected_roles(row), {}
     for text in args.level_temperature or []:
         role, sep, value = text.partition("=")
@@ -303,7 +305,7 @@ def _cmd_sample_stack(args) -> int:
         if role not in roles:
             raise UsageError(f"--level-temperature {text!r}: stack {row} has levels {', '.join(roles)}")
     temperatures = {r: temperatures.get(r, args.temperature) for r in roles}
-    loaded = stacks.load_stack(row, folders)
+    loaded = stacks.load_stack(row, folders, corpora=corpora)
     stacks.sample_stack(loaded, args.seconds, args.n, args.out, seed=args.seed, temperatures=temperatures,
                         render_levels=not args.no_level_renders)
     return 0

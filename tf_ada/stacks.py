@@ -210,6 +210,16 @@ def read_runs(path: str) -> tuple[str, dict]:
     return d.get("stack"), {role: os.path.join(base, folder) for role, folder in d["levels"].items()}
 
 
+def read_corpora(path: str) -> dict:
+    """{role: the data folder the level was trained on} from a stack description written by
+    `train_stack` (empty for one that does not say); folders relative to the file."""
+    with open(path) as f:
+        d = json.load(f)
+    base = os.path.dirname(os.path.abspath(path))
+    trained_on = d.get("trained_on") if isinstance(d, dict) else None
+    return {role: os.path.join(base, folder) for role, folder in (trained_on or {}).items()}
+
+
 def expected_roles(row: str) -> list[str]:
     return [lv.role for lv in stack(row, "tiny").levels]
 
@@ -234,8 +244,11 @@ class LoadedStack:
         return 1000.0 * self.models["prior"].config.receptive_field * self.prior_hop / SAMPLE_RATE
 
 
-def load_stack(row: str, folders: dict, log: Callable[[str], None] = print) -> LoadedStack:
-    """Rebuilds each level of stack `row` from its run folder (Polyak weights) and checks the fit."""
+def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
+               corpora: Optional[dict] = None) -> LoadedStack:
+    """Rebuilds each level of stack `row` from its run folder (Polyak weights) and checks the fit:
+    model kinds, class counts, and with `corpora` ({role: the data folder it trained on}) that each
+    level above the bottom trained on codes written by the run folder of the level below."""
     from tf_ada.models.ada import ADA
     from tf_ada.models.wavenet import WaveNet
     from tf_ada.train import load_model
@@ -266,8 +279,15 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print) -> L
                              f"has {below} codes")
         if isinstance(cfg, ADAConfig):
             below = cfg.n_codes
-    if len(roles) == 1 and models["prior"].config.n_input_classes != 256:
-        raise StackError(f"{folders['prior']}: a prior on audio must predict 256 mu-law classes")
+    for below_role, role in zip(roles, roles[1:]):
+        corpus = (corpora or {}).get(role)
+        if corpus is None:
+            continue
+        from tf_ada import data as data_mod
+        source = data_mod.load_manifest(corpus).get("source_run")
+        if source is not None and os.path.realpath(source) != os.path.realpath(folders[below_role]):
+            raise StackError(f"{folders[role]}: the {role} level trained on {corpus}, the codes of {source}, "
+                             f"not of the {below_role} level's run {folders[below_role]}")
     return LoadedStack(row=row, models=models, experiments=experiments, folders=dict(folders))
 
 
@@ -284,12 +304,12 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
     from tf_ada import data as data_mod, encode
     from tf_ada.train import Trainer
     st = stack(row, scale, steps)
-    folders, source = {}, data_dir
+    folders, trained_on, source = {}, {}, data_dir
     for k, lv in enumerate(st.levels):
         folder = os.path.join(root, lv.experiment.name)
         log(f"stack {row}: {lv.role} level {lv.experiment.name} ({lv.source}) on {source}")
         Trainer(lv.experiment, source, folder, log=log).train()
-        folders[lv.role] = folder
+        folders[lv.role], trained_on[lv.role] = folder, source
         if lv.role != "prior":
             model, meta = encode.source_of_run(folder)
             above = st.levels[k + 1].experiment.train.n_samples
@@ -300,6 +320,7 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
     path = os.path.join(root, f"stack_{row}.json")
     with open(path, "w") as f:
         json.dump({"stack": row, "scale": scale, "levels": {r: os.path.relpath(d, root) for r, d in folders.items()},
+                   "trained_on": {r: os.path.relpath(d, root) for r, d in trained_on.items()},
                    "description": st.describe()}, f, indent=2)
     log(f"stack {row}: levels trained; {path}")
     return path
@@ -461,4 +482,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["PAPER_TABLE3", "Level", "Stack", "stack", "prior_experiment", "receptive_field_table", "StackError",
-           "read_runs", "load_stack", "LoadedStack", "sample_stack", "level_seeds", "train_stack", "markdown_table"]
+           "read_runs", "read_corpora", "load_stack", "LoadedStack", "sample_stack", "level_seeds", "train_stack",
+           "markdown_table"]
