@@ -285,8 +285,8 @@ def ada(scale: str, quantizer: str = "vq", input_kind: str = "continuous", hop: 
 VQ_AS_WRITTEN = {"query_norm": "none", "data_init": False, "gamma": 0.99}
 VQ_CODE_CHANNELS = 64  # D, the VQ-VAE query size (not given in the paper)
 # gamma 0.9 (against our earlier 0.99; the paper gives no value): used codes track their queries
-# within about 10 steps; at cpu scale this doubled the held-out codes in use at 600 steps (40 -> 78,
-# perplexity 30 -> 56 pooled; docs/codebook_cpu.md)
+# within about 10 steps; at cpu scale one run doubled the held-out codes in use at 600 steps (40 -> 78,
+# perplexity 30 -> 56 pooled), but runs of one configuration spread by 2x (docs/codebook_cpu.md)
 VQ_REMEDIES = {"query_norm": "standardize", "data_init": True, "gamma": 0.9}
 
 
