@@ -305,11 +305,10 @@ def recording_excerpts(data_dir: str, max_timesteps: int, split: str, min_chunk:
     recordings (in name order), at least `min_chunk` steps each: ([excerpt], [its work]). Only
     the chosen recordings are read."""
     from tf_ada import data, evaluation
-    manifest = data.load_manifest(data_dir)
-    files = sorted((n, f) for n, f in manifest["files"].items() if f["split"] == split)
+    files = list(data.Manifest.read(data_dir).split_files(split).items())
     if not files:
         raise data.DataError(f"{data_dir}: split {split!r} holds no recordings")
-    total = sum(int(f["n_samples"]) for _, f in files)
+    total = sum(int(f.n_samples) for _, f in files)
     if total <= max_timesteps:
         picks, per = list(range(len(files))), None
     else:
@@ -319,7 +318,7 @@ def recording_excerpts(data_dir: str, max_timesteps: int, split: str, min_chunk:
     chosen = [files[i] for i in picks]
     recs = evaluation.read_recordings(data_dir, [n for n, _ in chosen])
     seqs = [recs[n][:per].astype(np.int32) for n, _ in chosen]
-    return seqs, [str(f.get("piece") or n) for n, f in chosen]
+    return seqs, [str(f.piece or n) for n, f in chosen]
 
 
 def audio_sequences(data_dir: str, max_timesteps: int, split: str, with_works: bool = False):
@@ -437,7 +436,7 @@ def main(argv=None, prog: str = "python -m analysis.predictability") -> int:
     args = parser.parse_args(argv)
     from tf_ada import data
     os.makedirs(args.out, exist_ok=True)
-    eval_split = data.load_manifest(args.data).get("eval_split", "eval")
+    eval_split = data.Manifest.read(args.data).eval_split
     marker = None
     if args.source == "audio":
         train = audio_sequences(args.data, args.max_train_timesteps, "train")

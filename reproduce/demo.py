@@ -40,8 +40,8 @@ def heldout_excerpts(data_dir: str, split: str, n: int, seconds: float, seed: in
     windows of that length (deterministic, spread over works; `seed` orders the works).
     Returns [{recording, work, start, x: int `[L]`}]."""
     from tf_ada import data, evaluation
-    manifest = data.load_manifest(data_dir)
-    length = int(seconds * float(manifest.get("sample_rate") or 16000)) // 64 * 64
+    manifest = data.Manifest.read(data_dir)
+    length = int(seconds * float(manifest.sample_rate or 16000)) // 64 * 64
     windows = [w for w in evaluation.list_windows(manifest, split, length) if w.n_real == length]
     chosen = evaluation.select_sequences(windows, n, seed)
     recordings = evaluation.read_recordings(data_dir, {w.recording for w in chosen})
@@ -262,7 +262,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     from tf_ada import data
     data_dir = table1.default_data(args.scale, hours=args.hours)
-    print(data.summary(data.load_manifest(data_dir)))
+    print(data.summary(data.Manifest.read(data_dir)))
     out = args.out
     os.makedirs(out, exist_ok=True)
     names = [] if args.pretrained in ("", "none") else args.pretrained.split(",")

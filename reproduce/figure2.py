@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     os.makedirs(out, exist_ok=True)
     data_dir = args.data or table1.default_data(args.scale)
     from tf_ada import data
-    eval_split = data.load_manifest(data_dir).get("eval_split", "eval")
+    eval_split = data.Manifest.read(data_dir).eval_split
     t0 = time.monotonic()
     timings = {}
     train, train_works = pred.audio_sequences(data_dir, s["max_train"], "train", with_works=True)

@@ -420,7 +420,7 @@ def provenance(steps=None, data_dir: Optional[str] = None, corpus_hash=None, ext
     if corpus_hash is None and data_dir:
         try:
             from tf_ada import data
-            corpus_hash = data.load_manifest(data_dir).get("corpus_hash")
+            corpus_hash = data.Manifest.read(data_dir).corpus_hash
         except Exception:  # noqa: BLE001  (a page is still written without the data folder)
             corpus_hash = "unknown (no manifest.json in the data folder)"
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

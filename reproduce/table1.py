@@ -44,8 +44,7 @@ def reconstructions(trainer, data_dir: str, out_dir: str, n_excerpts: int, n_sam
     model = trainer.model
     if not isinstance(model, ADA):
         return []
-    manifest = data.load_manifest(data_dir)
-    ds = data.eval_dataset(data_dir, n_samples=n_samples, batch_size=1, split=manifest.get("eval_split", "eval"))
+    ds = data.eval_dataset(data_dir, n_samples=n_samples, batch_size=1, split=data.Manifest.read(data_dir).eval_split)
     written = []
     with trainer.polyak_weights():
         for i, (x, mask) in enumerate(ds.take(n_excerpts)):

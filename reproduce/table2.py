@@ -218,8 +218,7 @@ def reconstructions(second_run_dir: str, first, codes_dir: str, out_dir: str, n_
     from tf_ada.encode import render_through_levels
     from tf_ada.train import load_model
     second, _ = load_model(second_run_dir)
-    manifest = data.load_manifest(codes_dir)
-    ds = data.eval_dataset(codes_dir, n_samples=n_codes, batch_size=1, split=manifest.get("eval_split", "eval"))
+    ds = data.eval_dataset(codes_dir, n_samples=n_codes, batch_size=1, split=data.Manifest.read(codes_dir).eval_split)
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for i, (x, mask) in enumerate(ds.take(n_excerpts)):
@@ -350,14 +349,14 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
         w = csv.DictWriter(f, fieldnames=list(lines_csv[0]))
         w.writeheader()
         w.writerows(lines_csv)
-    manifest = data.load_manifest(codes_dir)
+    manifest = data.Manifest.read(codes_dir)
     windows = sorted({(r.get("eval_sequences_paper"), r.get("eval_works")) for r in results.values()
                       if r.get("eval_sequences_paper")}, key=str)
     md = [f"# Table 2 at `{scale}` scale", "",
-          f"Second-level models on the codes of `{manifest.get('source_experiment')}` "
-          f"({manifest.get('source_checkpoint')}, step {manifest.get('source_step')}), encoded with its Polyak "
-          f"weights: `{codes_dir}` (hop {manifest.get('hop')}, {manifest['sample_rate']:g} codes/s, corpus hash "
-          f"{manifest['corpus_hash'][:12]}, the source audio's). NLL in nats per code step (Polyak-averaged "
+          f"Second-level models on the codes of `{manifest.source_experiment}` "
+          f"({manifest.source_checkpoint}, step {manifest.source_step}), encoded with its Polyak "
+          f"weights: `{codes_dir}` (hop {manifest.hop}, {manifest.sample_rate:g} codes/s, corpus hash "
+          f"{manifest.corpus_hash[:12]}, the source audio's). NLL in nats per code step (Polyak-averaged "
           "weights); perplexity = exp(entropy of second-level code usage) (max 256); decoder RF in code steps. "
           "Values ± one standard error clustered by work; protocols as in Table 1 (1-s windows = 2,000 codes). "
           "Held-out windows and works per run: "

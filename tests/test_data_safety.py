@@ -175,7 +175,7 @@ def test_maestro_audio_filename_outside_the_folder_is_refused(tmp_path):
 @pytest.mark.parametrize("shard", ["../outside.tfrecord", "/etc/passwd"])
 def test_manifest_shard_names_outside_the_folder_are_refused(src, tmp_path, shard):
     out = tmp_path / "out"
-    m = data.prepare(str(src), str(out), TINY, log=quiet)
+    m = data.prepare(str(src), str(out), TINY, log=quiet).to_dict()
     m["shards"][shard] = {"split": "train", "n_records": 1, "n_samples": 1}
     (out / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(data.DataError, match="leads outside"):

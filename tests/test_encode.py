@@ -65,6 +65,9 @@ def test_encode_corpus_writes_every_split_and_resumes(audio_shards, first_level,
     assert manifest["source_checkpoint"].endswith("ckpt-2") and manifest["source_step"] == 2
     assert manifest["source_corpus_hash"] == data.corpus_hash(src) == manifest["corpus_hash"]
     assert sorted(manifest["splits"]) == sorted(src["splits"])
+    with open(os.path.join(out, data.MANIFEST)) as f:  # the typed manifest is the file, key for key
+        assert data.Manifest.read(out).to_dict() == json.load(f) == manifest.to_dict()
+    assert manifest.source_step == 2 and manifest.hop == 8 and manifest.files.keys() == src.files.keys()
     assert any(line.startswith("encode: ") and "s of input" in line for line in logs)  # progress lines
     recs = evaluation.read_recordings(audio_shards, list(src["files"]))
     codes = evaluation.read_recordings(out, list(src["files"]))

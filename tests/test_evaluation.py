@@ -176,9 +176,11 @@ def test_paired_difference_has_the_smaller_se():
 
 
 def test_selection_is_deterministic_bounded_and_spread_over_works():
-    manifest = {"sample_rate": 16000, "files": {
-        f"w{i}/take{j}.wav": {"split": "eval", "piece": f"w{i}", "n_samples": 16000 * (10 + 7 * i) + 123}
-        for i in range(6) for j in range(2)}}
+    manifest = {"format": data.FORMAT, "kind": "audio", "dtype": "uint8", "n_classes": 256, "sample_rate": 16000,
+                "pad_value": 128, "chunk_samples": 2 ** 18, "shards": {}, "files": {
+                    f"w{i}/take{j}.wav": {"split": "eval", "piece": f"w{i}", "n_samples": 16000 * (10 + 7 * i) + 123,
+                                          "shard": "eval-00000.tfrecord"}
+                    for i in range(6) for j in range(2)}}
     windows = ev.list_windows(manifest, "eval", 16000)
     assert len(windows) == sum(2 * (11 + 7 * i) for i in range(6))
     assert all(w.n_real == 123 for w in windows if w.start % 16000 == 0 and w.n_real < 16000)

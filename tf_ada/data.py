@@ -16,6 +16,7 @@ else is redone.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import hashlib
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import time
+import typing
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -78,19 +80,252 @@ class PrepareOptions:
 
 
 # --- manifest -----------------------------------------------------------------------------------
+#
+# manifest.json is read into a frozen `Manifest` (entries: `RecordingEntry`, `SkippedEntry`,
+# `ShardEntry`, `SplitTotals`). Every record keeps the keys this version does not know in `extra`
+# and writes them back, and an optional key is written back only if the file had it (even as
+# null), so `Manifest.read(d).to_dict()` equals the file's JSON object.
 
-def load_manifest(data_dir: str) -> dict:
-    path = os.path.join(data_dir, MANIFEST)
-    if not os.path.exists(path):
-        raise DataError(f"{data_dir}: no {MANIFEST}; run `tf-ada prepare SRC {data_dir}` first")
-    with open(path) as f:
-        try:
-            manifest = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: not valid JSON ({e})") from None
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
-    return manifest
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Record:
+    """Shared reading and writing of the manifest's JSON objects.
+
+    Fields without a default are required; fields defaulting to None are optional and written
+    only when set (or when the file held them as null, `nulls`); other keys live in `extra`."""
+    extra: dict = dataclasses.field(default_factory=dict, kw_only=True, repr=False)
+    nulls: frozenset = dataclasses.field(default=frozenset(), kw_only=True, repr=False, compare=False)
+
+    _NESTED: typing.ClassVar[dict] = {}  # field -> record class of the values of a {name: object} field
+
+    @classmethod
+    def _own_fields(cls) -> list:
+        return [f for f in dataclasses.fields(cls) if f.name not in ("extra", "nulls")]
+
+    @classmethod
+    def from_dict(cls, obj, where: str):
+        """The record of one JSON object; `where` (the file, and the entry) prefixes every error.
+
+        Raises:
+          DataError: not an object, a required key missing, or a value of the wrong type.
+        """
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected a JSON object, found {type(obj).__name__}")
+        kw, nulls = {}, set()
+        for f in cls._own_fields():
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if f.name not in obj:
+                if required:
+                    raise DataError(f"{where}: missing required key {f.name!r}")
+                continue
+            value = obj[f.name]
+            if value is None:
+                if required:
+                    raise DataError(f"{where}: key {f.name!r} is null")
+                nulls.add(f.name)
+            else:
+                value = cls._decode(f, value, where)
+            kw[f.name] = value
+        names = {f.name for f in cls._own_fields()}
+        extra = {k: v for k, v in obj.items() if k not in names}
+        return cls(**kw, extra=copy.deepcopy(extra), nulls=frozenset(nulls))
+
+    @classmethod
+    def _decode(cls, f, value, where: str):
+        sub = cls._NESTED.get(f.name)
+        if sub is not None:
+            if not isinstance(value, dict):
+                raise DataError(f"{where}: {f.name!r} is not a JSON object")
+            return {k: sub.from_dict(v, f"{where}: {f.name}[{k!r}]") for k, v in value.items()}
+        kind = str(f.type).replace("Optional[", "").rstrip("]")
+        types = _TYPES.get(kind)
+        if types is not None and (not isinstance(value, types) or (isinstance(value, bool) and kind != "bool")):
+            raise DataError(f"{where}: {f.name!r} is {value!r}, not {'a number' if kind == 'float' else 'an ' + kind}")
+        if kind.startswith("tuple"):
+            if not isinstance(value, list):
+                raise DataError(f"{where}: {f.name!r} is not a JSON list")
+            return tuple(value)
+        if kind.startswith("dict") and not isinstance(value, dict):
+            raise DataError(f"{where}: {f.name!r} is not a JSON object")
+        return copy.deepcopy(value)
+
+    def to_dict(self) -> dict:
+        """The JSON object of this record: its known keys, then `extra` (fresh copies throughout)."""
+        out = copy.deepcopy(self.extra)
+        for f in self._own_fields():
+            value = getattr(self, f.name)
+            if value is None:
+                if f.name in self.nulls:
+                    out[f.name] = None
+                continue
+            if f.name in self._NESTED:
+                value = {k: v.to_dict() for k, v in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            else:
+                value = copy.deepcopy(value)
+            out[f.name] = value
+        return out
+
+    def updated(self, **changes):
+        """A copy with `changes` set, as `dict.update` would on the JSON object: a known key's field
+        is replaced (None is written as null), an unknown key goes to `extra`."""
+        names = {f.name for f in self._own_fields()}
+        known = {k: v for k, v in changes.items() if k in names}
+        extra = dict(self.extra, **{k: v for k, v in changes.items() if k not in names})
+        nulls = (set(self.nulls) - set(known)) | {k for k, v in known.items() if v is None}
+        return dataclasses.replace(self, **known, extra=extra, nulls=frozenset(nulls))
+
+    def without(self, *keys: str):
+        """A copy without `keys` (as `dict.pop`): optional fields unset, extra keys dropped."""
+        names = {f.name for f in self._own_fields()}
+        known = {k: None for k in keys if k in names}
+        extra = {k: v for k, v in self.extra.items() if k not in keys}
+        return dataclasses.replace(self, **known, extra=extra, nulls=frozenset(self.nulls - set(keys)))
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingEntry(_Record):
+    """One recording of `files` ({name: entry}, name relative to the source folder)."""
+    split: str
+    n_samples: int  # timesteps stored
+    shard: str  # the shard file holding its records
+    piece: Optional[str] = None  # its work: recordings of one piece share a split (default: the name)
+    sha256: Optional[str] = None  # of the source file (code corpora: of the audio they were encoded from)
+    source: Optional[str] = None  # the source file's absolute path (audio)
+    duration_seconds: Optional[float] = None
+    peak: Optional[float] = None  # only for recordings above full scale (clipped by mu-law)
+    clipped_fraction: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedEntry(_Record):
+    """One skipped file of `skipped` ({name: entry}): why it is not in the shards."""
+    reason: str
+    source: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardEntry(_Record):
+    """One shard file of `shards` ({file name: entry})."""
+    split: str
+    n_records: int
+    n_samples: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitTotals(_Record):
+    """The totals of one split (`totals`: {split: totals})."""
+    n_files: int
+    n_samples: int
+    hours: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest(_Record):
+    """A data folder's manifest.json (format "tf-ada-shards/1"), as written by `ShardWriter`.
+
+    Read one with `Manifest.read(folder)`; `to_dict()` gives the JSON object back unchanged. For
+    callers not yet moved to attributes, `manifest["key"]` and `manifest.get("key")` still read
+    the JSON form (a fresh dict each time); new code should use the attributes.
+    """
+    format: str
+    kind: str  # "audio" (8-bit mu-law) or "codes"
+    dtype: str  # storage dtype of the records
+    n_classes: int
+    sample_rate: float  # timesteps per second
+    pad_value: int  # the silence value (mu-law 128 for audio, 0 for codes)
+    chunk_samples: int  # timesteps per record
+    files: dict[str, RecordingEntry]
+    shards: dict[str, ShardEntry]
+    skipped: dict[str, SkippedEntry] = dataclasses.field(default_factory=dict)
+    totals: dict[str, SplitTotals] = dataclasses.field(default_factory=dict)
+    splits: tuple[str, ...] = ()
+    eval_split: str = "eval"  # the held-out split ("validation" for MAESTRO-style CSVs)
+    corpus_hash: Optional[str] = None
+    created: Optional[str] = None
+    writing: Optional[tuple[str, ...]] = None  # shards being written (a killed writer's leftovers)
+    # audio folders (`prepare`)
+    source: Optional[str] = None  # the recordings folder
+    encoding: Optional[str] = None
+    seed: Optional[int] = None
+    eval_fraction: Optional[float] = None
+    split_settings: Optional[dict] = None
+    planned_splits: Optional[dict] = None  # {name: split}, fixed the first time a file is seen
+    # code corpora (`tf_ada.encode`)
+    hop: Optional[int] = None
+    source_checkpoint: Optional[str] = None
+    source_step: Optional[int] = None
+    source_run: Optional[str] = None
+    source_experiment: Optional[str] = None
+    source_weights: Optional[str] = None
+    source_weights_sha256: Optional[str] = None
+    source_data: Optional[str] = None
+    source_kind: Optional[str] = None
+    source_corpus_hash: Optional[str] = None
+    source_sample_rate: Optional[float] = None
+
+    _NESTED: typing.ClassVar[dict] = {"files": RecordingEntry, "shards": ShardEntry,
+                                      "skipped": SkippedEntry, "totals": SplitTotals}
+
+    @classmethod
+    def _field(cls, name: str) -> dataclasses.Field:
+        return next(f for f in cls._own_fields() if f.name == name)
+
+    @classmethod
+    def read(cls, data_dir: str) -> "Manifest":
+        """The manifest of `data_dir`.
+
+        Raises:
+          DataError: naming the folder or file: no manifest.json, not valid JSON, another format,
+            a required key missing or of the wrong type.
+        """
+        path = os.path.join(data_dir, MANIFEST)
+        if not os.path.exists(path):
+            raise DataError(f"{data_dir}: no {MANIFEST}; run `tf-ada prepare SRC {data_dir}` first")
+        with open(path) as f:
+            try:
+                obj = json.load(f)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+        if obj.get("format") != FORMAT:
+            raise DataError(f"{path}: format {obj.get('format')!r} is not {FORMAT!r}")
+        return cls.from_dict(obj, path)
+
+    @classmethod
+    def of(cls, manifest, where: str = "manifest") -> "Manifest":
+        """`manifest` as a `Manifest`: a Manifest, a manifest dict, or a folder holding manifest.json."""
+        if isinstance(manifest, Manifest):
+            return manifest
+        if isinstance(manifest, str):
+            return cls.read(manifest)
+        return cls.from_dict(manifest, where)
+
+    def split_files(self, split: str) -> dict[str, RecordingEntry]:
+        """{name: entry} of the recordings of `split`, sorted by name."""
+        return {n: e for n, e in sorted(self.files.items()) if e.split == split}
+
+    # the JSON form, for callers that still read keys
+    def __getitem__(self, key: str):
+        return self.to_dict()[key]
+
+    def get(self, key: str, default=None):
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in self.to_dict()
+
+    def keys(self):
+        return self.to_dict().keys()
+
+
+def load_manifest(data_dir: str) -> Manifest:
+    """`Manifest.read(data_dir)` (the older name)."""
+    return Manifest.read(data_dir)
 
 
 def corpus_hash(manifest_or_dir) -> str:
@@ -101,15 +336,21 @@ def corpus_hash(manifest_or_dir) -> str:
     recordings the same way (their files carry the audio's sha256 where known).
 
     Args:
-      manifest_or_dir: a manifest dict or a folder holding manifest.json.
+      manifest_or_dir: a `Manifest`, a folder holding manifest.json, or a manifest dict (only
+        its `files` are read).
 
     Returns:
       64 hex digits.
     """
-    manifest = load_manifest(manifest_or_dir) if isinstance(manifest_or_dir, str) else manifest_or_dir
+    if isinstance(manifest_or_dir, (Manifest, str)):
+        files = Manifest.of(manifest_or_dir).files
+    else:
+        files = Manifest._decode(Manifest._field("files"), manifest_or_dir.get("files"), "manifest")
     h = hashlib.sha256()
-    for name, info in sorted(manifest["files"].items()):
-        row = "\t".join([info["split"], str(info.get("piece", name)), name, str(info.get("sha256", ""))])
+    for name, info in sorted(files.items()):
+        piece = name if info.piece is None and "piece" not in info.nulls else info.piece
+        sha = "" if info.sha256 is None and "sha256" not in info.nulls else info.sha256
+        row = "\t".join([info.split, str(piece), name, str(sha)])
         h.update(row.encode() + b"\n")
     return h.hexdigest()
 
@@ -140,16 +381,14 @@ def inside(root: str, relative: str, where: str) -> str:
     return path
 
 
-def _totals(manifest: dict) -> dict:
-    totals = {}
-    for info in manifest["files"].values():
-        t = totals.setdefault(info["split"], {"n_files": 0, "n_samples": 0})
-        t["n_files"] += 1
-        t["n_samples"] += info["n_samples"]
-    rate = manifest.get("sample_rate") or 1
-    for t in totals.values():
-        t["hours"] = round(t["n_samples"] / rate / 3600.0, 4)
-    return totals
+def _totals(manifest: Manifest) -> dict[str, SplitTotals]:
+    counts: dict = {}
+    for info in manifest.files.values():
+        n_files, n_samples = counts.get(info.split, (0, 0))
+        counts[info.split] = (n_files + 1, n_samples + info.n_samples)
+    rate = manifest.sample_rate or 1
+    return {split: SplitTotals(n_files=n_files, n_samples=n_samples, hours=round(n_samples / rate / 3600.0, 4))
+            for split, (n_files, n_samples) in counts.items()}
 
 
 # --- shard writing (audio and codes) -------------------------------------------------------------
@@ -167,6 +406,8 @@ class ShardWriter:
       chunk_samples, shard_samples: see `PrepareOptions`.
       meta: extra fields stored in the manifest (e.g. the ADA checkpoint that produced codes).
 
+    `manifest` is the folder's `Manifest` as this writer has it (a new frozen one after each change).
+
     The writer holds `out_dir`'s lock (`fileio.FolderLock`) from construction to `close()`, so two
     jobs never write one folder. It only ever removes files it created: a shard is listed under
     `writing` in the manifest before its first byte is written, so a later writer removes the
@@ -183,39 +424,45 @@ class ShardWriter:
         self._lock = fileio.FolderLock(out_dir, f"writing {kind} shards")
         path = os.path.join(out_dir, MANIFEST)
         if os.path.exists(path):
-            self.manifest = load_manifest(out_dir)
-            if self.manifest["kind"] != kind or self.manifest["dtype"] != dtype:
-                raise DataError(f"{out_dir}: holds {self.manifest['kind']}/{self.manifest['dtype']} shards, "
+            self.manifest = Manifest.read(out_dir)
+            if self.manifest.kind != kind or self.manifest.dtype != dtype:
+                raise DataError(f"{out_dir}: holds {self.manifest.kind}/{self.manifest.dtype} shards, "
                                 f"cannot add {kind}/{dtype}")
         else:
-            self.manifest = {
-                "format": FORMAT, "kind": kind, "dtype": dtype, "n_classes": int(n_classes),
-                "sample_rate": sample_rate, "pad_value": ops.mu_law_silence(n_classes) if kind == "audio" else 0,
-                "chunk_samples": int(chunk_samples), "files": {}, "skipped": {}, "shards": {}, "totals": {},
-                "eval_split": "eval", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-        for shard in self.manifest.pop("writing", []):  # shards of a killed run that never made the manifest
+            self.manifest = Manifest(
+                format=FORMAT, kind=kind, dtype=dtype, n_classes=int(n_classes), sample_rate=sample_rate,
+                pad_value=ops.mu_law_silence(n_classes) if kind == "audio" else 0,
+                chunk_samples=int(chunk_samples), files={}, skipped={}, shards={}, totals={},
+                eval_split="eval", created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        for shard in self.manifest.writing or ():  # shards of a killed run that never made the manifest
             for name in (shard, _partial_name(shard)):
                 path = _own_shard_path(out_dir, name)
                 if os.path.exists(path):
                     os.remove(path)
+        self.manifest = self.manifest.without("writing")
         if meta:
-            self.manifest.update(meta)
-        self.chunk_samples = int(self.manifest["chunk_samples"])
+            self.update(**meta)
+        self.chunk_samples = int(self.manifest.chunk_samples)
         self.shard_samples = int(shard_samples)
         self._np_dtype = np.dtype(dtype)
         self._buffers: dict = {}  # split -> list of (name, info, array)
 
+    def update(self, **fields) -> None:
+        """Sets manifest fields (e.g. a code corpus's source); written with the next change."""
+        self.manifest = self.manifest.updated(**fields)
+
     def is_done(self, name: str) -> bool:
-        return name in self.manifest["files"]
+        return name in self.manifest.files
 
     def add(self, name: str, split: str, values: np.ndarray, info: dict) -> None:
         """Queues one sequence (`[n_samples]` integers) for `split`; it is on disk after the next flush."""
         check_split_name(split, name)
         values = np.asarray(values)
-        if values.size and (values.min() < 0 or values.max() >= self.manifest["n_classes"]):
-            raise DataError(f"{name}: values outside [0, {self.manifest['n_classes']})")
-        self.manifest["skipped"].pop(name, None)
+        if values.size and (values.min() < 0 or values.max() >= self.manifest.n_classes):
+            raise DataError(f"{name}: values outside [0, {self.manifest.n_classes})")
+        if name in self.manifest.skipped:
+            self.manifest = dataclasses.replace(
+                self.manifest, skipped={k: v for k, v in self.manifest.skipped.items() if k != name})
         info = dict(info, split=split, n_samples=int(values.size))
         buf = self._buffers.setdefault(split, [])
         buf.append((name, info, values.astype(self._np_dtype)))
@@ -223,20 +470,21 @@ class ShardWriter:
             self._flush(split)
 
     def skip(self, name: str, info: dict) -> None:
-        self.manifest["skipped"][name] = info
+        entry = SkippedEntry.from_dict(dict(info), f"{self.out_dir}: skipped {name!r}")
+        self.manifest = dataclasses.replace(self.manifest, skipped={**self.manifest.skipped, name: entry})
         self._write_manifest()
 
     def _flush(self, split: str) -> None:
         buf = self._buffers.pop(split, [])
         if not buf:
             return
-        index = sum(1 for s in self.manifest["shards"].values() if s["split"] == split)
+        index = sum(1 for s in self.manifest.shards.values() if s.split == split)
         shard = f"{split}-{index:05d}.tfrecord"
         final = os.path.join(self.out_dir, shard)
         if os.path.exists(final):
             raise DataError(f"{final}: exists but is not listed in {MANIFEST}; not overwriting it "
                             f"(move it away or choose another folder)")
-        self.manifest.setdefault("writing", []).append(shard)
+        self.update(writing=(*(self.manifest.writing or ()), shard))
         self._write_manifest()
         tmp = os.path.join(self.out_dir, _partial_name(shard))
         n_records = 0
@@ -248,31 +496,34 @@ class ShardWriter:
                     n_records += 1
         faults.point("shard-written")
         os.replace(tmp, final)
-        self.manifest["writing"].remove(shard)
-        self.manifest["shards"][shard] = {"split": split, "n_records": n_records,
-                                          "n_samples": int(sum(v.size for _, _, v in buf))}
+        writing = list(self.manifest.writing)
+        writing.remove(shard)
+        entry = ShardEntry(split=split, n_records=n_records, n_samples=int(sum(v.size for _, _, v in buf)))
+        files = dict(self.manifest.files)
         for name, info, _ in buf:
-            self.manifest["files"][name] = dict(info, shard=shard)
+            files[name] = RecordingEntry.from_dict(dict(info, shard=shard), f"{self.out_dir}: {name!r}")
+        self.manifest = self.manifest.updated(files=files, shards={**self.manifest.shards, shard: entry},
+                                              writing=tuple(writing))
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        self.manifest["totals"] = _totals(self.manifest)
-        self.manifest["splits"] = sorted(self.manifest["totals"])
-        self.manifest["corpus_hash"] = corpus_hash(self.manifest)
-        _write_json_atomic(os.path.join(self.out_dir, MANIFEST), self.manifest)
+        totals = _totals(self.manifest)
+        self.manifest = self.manifest.updated(totals=totals, splits=tuple(sorted(totals)))
+        self.manifest = self.manifest.updated(corpus_hash=corpus_hash(self.manifest))
+        _write_json_atomic(os.path.join(self.out_dir, MANIFEST), self.manifest.to_dict())
 
     def reset(self) -> None:
         """Removes this folder's shards (those the manifest lists) and forgets every file, so that
         the folder is prepared again from scratch."""
-        for shard in self.manifest["shards"]:
+        for shard in self.manifest.shards:
             path = _own_shard_path(self.out_dir, shard)
             if os.path.exists(path):
                 os.remove(path)
         self._buffers = {}
-        self.manifest.update(files={}, skipped={}, shards={}, planned_splits={})
+        self.update(files={}, skipped={}, shards={}, planned_splits={})
         self._write_manifest()
 
-    def close(self) -> dict:
+    def close(self) -> Manifest:
         """Writes what is queued, the final manifest, and releases the folder; returns the manifest."""
         try:
             for split in list(self._buffers):
@@ -398,7 +649,7 @@ def _sha256(path: str) -> str:
 
 
 def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = print) -> Manifest:
     """Turns a folder of recordings into shards of 8-bit mu-law audio (`tf-ada prepare SRC OUT`).
 
     Corrupt, empty, unreadable, too-short and all-silent files are skipped and listed under
@@ -409,7 +660,7 @@ def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
     with other split settings is refused unless `options.resplit`. OUT must not be SRC or inside it.
 
     Returns:
-      The manifest (also written to OUT/manifest.json).
+      The `Manifest` (also written to OUT/manifest.json).
     """
     src_real, out_real = os.path.realpath(src), os.path.realpath(out)
     if os.path.commonpath([src_real, out_real]) == src_real:
@@ -431,23 +682,24 @@ def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
                          sample_rate=options.sample_rate, chunk_samples=options.chunk_samples,
                          shard_samples=options.shard_samples)
     try:
-        manifest = _check_reuse(writer, src, settings, options.resplit, log)
-        return _prepare_into(writer, manifest, src, recs, options, log)
+        _check_reuse(writer, src, settings, options.resplit, log)
+        return _prepare_into(writer, src, recs, options, log)
     finally:
         writer.abort()
 
 
-def _check_reuse(writer: ShardWriter, src: str, settings: dict, resplit: bool, log) -> dict:
+def _check_reuse(writer: ShardWriter, src: str, settings: dict, resplit: bool, log) -> None:
     """Refuses an OUT prepared from another source, or (unless `resplit`) with other split
-    settings; with `resplit`, empties it. Returns the writer's manifest."""
+    settings; with `resplit`, empties it. Records the source and settings in the writer's manifest."""
     manifest = writer.manifest
     out = writer.out_dir
-    used = bool(manifest["files"] or manifest["skipped"] or manifest["shards"])
-    old_src = manifest.get("source")
+    used = bool(manifest.files or manifest.skipped or manifest.shards)
+    old_src = manifest.source
     if used and old_src and os.path.realpath(old_src) != os.path.realpath(src):
         raise DataError(f"{out}: holds recordings prepared from {old_src}, not {os.path.abspath(src)}; "
                         f"choose another output folder")
-    old = manifest.get("split_settings") or {k: manifest[k] for k in ("seed", "eval_fraction") if k in manifest}
+    legacy = (("seed", manifest.seed), ("eval_fraction", manifest.eval_fraction))  # before split_settings
+    old = manifest.split_settings or {k: v for k, v in legacy if v is not None or k in manifest.nulls}
     changed = sorted(k for k in old if old[k] != settings.get(k))
     if used and changed:
         if not resplit:
@@ -455,20 +707,19 @@ def _check_reuse(writer: ShardWriter, src: str, settings: dict, resplit: bool, l
                             f"re-run with the same settings to resume, or with --resplit to prepare it again")
         log(f"prepare: split settings changed ({', '.join(changed)}); preparing {out} again (--resplit)")
         writer.reset()
-    manifest.update(source=os.path.abspath(src), encoding="mu-law", split_settings=settings)
-    return manifest
+    writer.update(source=os.path.abspath(src), encoding="mu-law", split_settings=settings)
 
 
-def _prepare_into(writer: ShardWriter, manifest: dict, src: str, recs: list, options: PrepareOptions, log) -> dict:
+def _prepare_into(writer: ShardWriter, src: str, recs: list, options: PrepareOptions, log) -> Manifest:
     """The body of `prepare`: decodes what is not done yet into `writer`; returns the final manifest."""
     # the split is fixed the first time a file is seen, so resuming never moves a file
-    planned = manifest.setdefault("planned_splits", {})
+    planned = dict(writer.manifest.planned_splits or {})
     fresh = assign_splits(recs, options.eval_fraction, options.seed, options.split_overrides)
     for name, split in fresh.items():
         planned.setdefault(name, split)
-    manifest.update(seed=options.seed, eval_fraction=options.eval_fraction)
+    writer.update(planned_splits=planned, seed=options.seed, eval_fraction=options.eval_fraction)
     if any(r.split for r in recs):
-        manifest["eval_split"] = "validation"
+        writer.update(eval_split="validation")
     todo = [r for r in recs if not writer.is_done(r.name)]
     log(f"prepare: {len(recs)} recordings under {src}; {len(recs) - len(todo)} already done, {len(todo)} to do")
     progress = Progress(len(todo), "prepare", unit="files", interval=5.0, stream=None)
@@ -502,16 +753,18 @@ def _prepare_into(writer: ShardWriter, manifest: dict, src: str, recs: list, opt
     return writer.close()
 
 
-def summary(manifest: dict) -> str:
-    """A short human-readable summary of a manifest: totals per split and skipped files."""
-    lines = [f"{manifest['kind']} shards ({manifest['dtype']}, {manifest['n_classes']} classes, "
-             f"{manifest['sample_rate']} steps/s), {len(manifest['shards'])} shard(s)"]
-    for split, t in sorted(manifest["totals"].items()):
-        lines.append(f"  {split:>10}: {t['n_files']:5d} files  {t['n_samples']:>12,d} steps  {t['hours']:.3f} h")
-    if manifest["skipped"]:
-        lines.append(f"  skipped {len(manifest['skipped'])} file(s):")
-        for name, info in sorted(manifest["skipped"].items()):
-            lines.append(f"    {name}: {info['reason']}")
+def summary(manifest) -> str:
+    """A short human-readable summary of a manifest (a `Manifest` or its dict): totals per split
+    and skipped files."""
+    manifest = Manifest.of(manifest)
+    lines = [f"{manifest.kind} shards ({manifest.dtype}, {manifest.n_classes} classes, "
+             f"{manifest.sample_rate} steps/s), {len(manifest.shards)} shard(s)"]
+    for split, t in sorted(manifest.totals.items()):
+        lines.append(f"  {split:>10}: {t.n_files:5d} files  {t.n_samples:>12,d} steps  {t.hours:.3f} h")
+    if manifest.skipped:
+        lines.append(f"  skipped {len(manifest.skipped)} file(s):")
+        for name, info in sorted(manifest.skipped.items()):
+            lines.append(f"    {name}: {info.reason}")
     return "\n".join(lines)
 
 
@@ -519,11 +772,11 @@ def summary(manifest: dict) -> str:
 
 def shard_paths(data_dir: str, split: str) -> list[str]:
     """The shard files of `split`, each checked to lie inside `data_dir` (the manifest is untrusted)."""
-    manifest = load_manifest(data_dir)
+    manifest = Manifest.read(data_dir)
     where = os.path.join(data_dir, MANIFEST)
-    paths = [inside(data_dir, s, where) for s, info in sorted(manifest["shards"].items()) if info["split"] == split]
+    paths = [inside(data_dir, s, where) for s, info in sorted(manifest.shards.items()) if info.split == split]
     if not paths:
-        raise DataError(f"{data_dir}: no shards for split {split!r} (splits: {manifest.get('splits')})")
+        raise DataError(f"{data_dir}: no shards for split {split!r} (splits: {list(manifest.splits)})")
     return paths
 
 
@@ -556,13 +809,13 @@ def excerpt_dataset(data_dir: str, n_samples: int, batch_size: int, split: str =
     Returns:
       Dataset of int32 `[batch_size, left_context + n_samples]`.
     """
-    manifest = load_manifest(data_dir)
+    manifest = Manifest.read(data_dir)
     files = shard_paths(data_dir, split)
     need = int(left_context + n_samples)
-    if need > manifest["chunk_samples"]:
+    if need > manifest.chunk_samples:
         raise DataError(f"{data_dir}: excerpts of {need} steps are longer than its records "
-                        f"({manifest['chunk_samples']}); prepare with a larger chunk_samples")
-    longest = max((f["n_samples"] for f in manifest["files"].values() if f["split"] == split), default=0)
+                        f"({manifest.chunk_samples}); prepare with a larger chunk_samples")
+    longest = max((f.n_samples for f in manifest.files.values() if f.split == split), default=0)
     if longest < need:
         raise DataError(f"{data_dir}: no {split!r} recording holds {need} steps (longest: {longest})")
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -570,7 +823,7 @@ def excerpt_dataset(data_dir: str, n_samples: int, batch_size: int, split: str =
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
-    ds = ds.map(_parser(manifest["dtype"]), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(_parser(manifest.dtype), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.filter(lambda x: tf.shape(x)[0] >= need)
     if repeat:
         ds = ds.repeat()
@@ -605,10 +858,10 @@ def eval_dataset(data_dir: str, n_samples: int, batch_size: int, split: Optional
       Dataset of (int32 `[B, left_context + n_samples]`, float32 mask `[B, n_samples]`); the
       last batch may be smaller.
     """
-    manifest = load_manifest(data_dir)
-    split = split or manifest.get("eval_split", "eval")
+    manifest = Manifest.read(data_dir)
+    split = split or manifest.eval_split
     files = shard_paths(data_dir, split)
-    pad = int(manifest["pad_value"])
+    pad = int(manifest.pad_value)
     L, C = int(n_samples), int(left_context)
 
     def windows(record):
@@ -620,12 +873,11 @@ def eval_dataset(data_dir: str, n_samples: int, batch_size: int, split: Optional
         mask = tf.cast(starts[:, None] + tf.range(L)[None, :] < n, tf.float32)
         return tf.data.Dataset.from_tensor_slices((x, mask))
 
-    ds = tf.data.TFRecordDataset(files).map(_parser(manifest["dtype"])).flat_map(windows)
+    ds = tf.data.TFRecordDataset(files).map(_parser(manifest.dtype)).flat_map(windows)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def read_sequences(data_dir: str, split: str) -> list[np.ndarray]:
     """All records of a split as int32 numpy arrays (for analysis of small data sets)."""
-    manifest = load_manifest(data_dir)
-    parse = _parser(manifest["dtype"])
+    parse = _parser(Manifest.read(data_dir).dtype)
     return [parse(r).numpy() for r in tf.data.TFRecordDataset(shard_paths(data_dir, split))]

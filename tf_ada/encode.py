@@ -129,7 +129,7 @@ def source_of_pretrained(name: str):
 
 def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes: int = DEFAULT_CHUNK_CODES,
                   shard_samples: int = CODE_SHARD_SAMPLES, log: Callable[[str], None] = print,
-                  record_steps: Optional[int] = None) -> dict:
+                  record_steps: Optional[int] = None) -> data.Manifest:
     """Writes the codes of every recording of every split of `data_dir` into `out_dir` (resumable).
 
     Args:
@@ -143,7 +143,7 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
         ones (e.g. its excerpt length; Table 3, `tf_ada.stacks`).
 
     Returns:
-      OUT's manifest.
+      OUT's `data.Manifest`.
 
     Raises:
       DataError: the data do not fit the model's input, or `out_dir` holds codes of another
@@ -152,53 +152,54 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
     from tf_ada.models.ada import ADA
     if not isinstance(model, ADA):
         raise data.DataError(f"{source.get('source_checkpoint')}: holds a {type(model).__name__}, not an ADA")
-    manifest = data.load_manifest(data_dir)
+    manifest = data.Manifest.read(data_dir)
     cfg = model.config
-    if manifest["n_classes"] != cfg.encoder.n_input_classes:
-        raise data.DataError(f"{data_dir}: holds {manifest['n_classes']}-class {manifest['kind']}; the ADA's "
+    if manifest.n_classes != cfg.encoder.n_input_classes:
+        raise data.DataError(f"{data_dir}: holds {manifest.n_classes}-class {manifest.kind}; the ADA's "
                              f"encoder reads {cfg.encoder.n_input_classes} classes")
-    meta = dict(source, hop=cfg.hop, source_data=os.path.abspath(data_dir), source_kind=manifest["kind"],
-                source_corpus_hash=data.corpus_hash(manifest), source_sample_rate=manifest["sample_rate"],
+    meta = dict(source, hop=cfg.hop, source_data=os.path.abspath(data_dir), source_kind=manifest.kind,
+                source_corpus_hash=data.corpus_hash(manifest), source_sample_rate=manifest.sample_rate,
                 encoding=f"codes of {source.get('source_experiment')} (hop {cfg.hop})")
     writer = data.ShardWriter(out_dir, kind="codes", dtype=CODE_DTYPE, n_classes=cfg.n_codes,
-                              sample_rate=float(manifest["sample_rate"]) / cfg.hop,
-                              chunk_samples=int(record_steps or max(1, int(manifest["chunk_samples"]) // cfg.hop)),
+                              sample_rate=float(manifest.sample_rate) / cfg.hop,
+                              chunk_samples=int(record_steps or max(1, int(manifest.chunk_samples) // cfg.hop)),
                               shard_samples=shard_samples)
     try:
-        used = bool(writer.manifest["files"])
+        used = bool(writer.manifest.files)
         for key in ("source_checkpoint", "source_data", "hop"):
-            old = writer.manifest.get(key)
+            old = getattr(writer.manifest, key)
             if used and old is not None and old != meta[key]:
                 raise data.DataError(f"{out_dir}: holds codes with {key} {old!r}, not {meta[key]!r}; "
                                      f"choose another output folder")
-        writer.manifest.update(meta, eval_split=manifest.get("eval_split", "eval"))
-        files = manifest["files"]
-        todo = [n for n in sorted(files, key=lambda n: (files[n]["shard"], n)) if not writer.is_done(n)]
-        rate = float(manifest["sample_rate"])
-        log(f"encode: {len(files)} recordings in {data_dir} ({', '.join(manifest.get('splits', []))}); "
+        writer.update(**meta, eval_split=manifest.eval_split)
+        files = manifest.files
+        todo = [n for n in sorted(files, key=lambda n: (files[n].shard, n)) if not writer.is_done(n)]
+        rate = float(manifest.sample_rate)
+        log(f"encode: {len(files)} recordings in {data_dir} ({', '.join(manifest.splits)}); "
             f"{len(files) - len(todo)} already encoded, {len(todo)} to do; hop {cfg.hop}, "
             f"chunks of {chunk_codes} codes with {margin(cfg)} samples of context each side")
-        progress = Progress(sum(files[n]["n_samples"] for n in todo) / rate, "encode", unit="s of input",
+        progress = Progress(sum(files[n].n_samples for n in todo) / rate, "encode", unit="s of input",
                             interval=10.0, stream=_LogStream(log))
-        t0, pad = time.monotonic(), int(manifest["pad_value"])
+        t0, pad = time.monotonic(), int(manifest.pad_value)
         by_shard: dict = {}
         for n in todo:
-            by_shard.setdefault(files[n]["shard"], []).append(n)
+            by_shard.setdefault(files[n].shard, []).append(n)
         for names in by_shard.values():
             recordings = evaluation.read_recordings(data_dir, names)
             for name in names:
                 info = files[name]
                 codes = encode_recording(model, recordings[name], chunk_codes, pad)
-                writer.add(name, info["split"], codes, {
-                    "piece": info.get("piece", name), "sha256": info.get("sha256", ""),
-                    "duration_seconds": round(info["n_samples"] / rate, 4)})
-                progress.update(info["n_samples"] / rate, note=name)
+                writer.add(name, info.split, codes, {
+                    "piece": name if info.piece is None else info.piece,
+                    "sha256": "" if info.sha256 is None else info.sha256,
+                    "duration_seconds": round(info.n_samples / rate, 4)})
+                progress.update(info.n_samples / rate, note=name)
         out = writer.close()
     except BaseException:
         writer.abort()
         raise
-    log(f"encode: {out_dir}: {sum(t['n_samples'] for t in out['totals'].values()):,} codes of "
-        f"{len(out['files'])} recordings in {time.monotonic() - t0:.1f} s")
+    log(f"encode: {out_dir}: {sum(t.n_samples for t in out.totals.values()):,} codes of "
+        f"{len(out.files)} recordings in {time.monotonic() - t0:.1f} s")
     return out
 
 

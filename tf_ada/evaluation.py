@@ -142,21 +142,21 @@ class Window:
     n_real: int
 
 
-def sequence_length(manifest: dict, hop: int = 1, seconds: float = PAPER_SECONDS) -> int:
-    """Timesteps of one evaluation sequence: `seconds` at the data's rate, rounded down to the hop
-    (16,000 for 16 kHz audio, a multiple of both hops 8 and 64; 2,000 for hop-8 codes)."""
-    n = int(round(float(manifest.get("sample_rate") or 16000) * seconds))
+def sequence_length(manifest, hop: int = 1, seconds: float = PAPER_SECONDS) -> int:
+    """Timesteps of one evaluation sequence: `seconds` at the data's rate (`manifest`: a
+    `data.Manifest` or its dict), rounded down to the hop (16,000 for 16 kHz audio, a multiple of
+    both hops 8 and 64; 2,000 for hop-8 codes)."""
+    n = int(round(float(data.Manifest.of(manifest).sample_rate or 16000) * seconds))
     return max(hop, n // hop * hop)
 
 
-def list_windows(manifest: dict, split: str, length: int) -> list[Window]:
-    """Every window of `length` targets of `split`: consecutive, covering each recording once; a
-    recording's last window holds its remainder (n_real < length). Sorted by (recording, start)."""
+def list_windows(manifest, split: str, length: int) -> list[Window]:
+    """Every window of `length` targets of `split` (`manifest`: a `data.Manifest` or its dict):
+    consecutive, covering each recording once; a recording's last window holds its remainder
+    (n_real < length). Sorted by (recording, start)."""
     out = []
-    for name, info in sorted(manifest["files"].items()):
-        if info["split"] != split:
-            continue
-        n, work = int(info["n_samples"]), str(info.get("piece") or name)
+    for name, info in data.Manifest.of(manifest).split_files(split).items():
+        n, work = int(info.n_samples), str(info.piece or name)
         out += [Window(name, work, s, min(length, n - s)) for s in range(0, n, length)]
     return out
 
@@ -193,12 +193,12 @@ def select_sequences(windows: Sequence[Window], max_sequences: Optional[int], se
 def read_recordings(data_dir: str, names: Iterable[str]) -> dict:
     """{name: the whole recording, native dtype `[n_samples]`}, reassembled from its records
     (a recording is stored in records of `chunk_samples`); only the shards holding `names` are read."""
-    manifest = data.load_manifest(data_dir)
+    manifest = data.Manifest.read(data_dir)
     names = set(names)
-    shards = sorted({manifest["files"][n]["shard"] for n in names})
+    shards = sorted({manifest.files[n].shard for n in names})
     spec = {"data": tf.io.FixedLenFeature([], tf.string), "source": tf.io.FixedLenFeature([], tf.string),
             "offset": tf.io.FixedLenFeature([], tf.int64)}
-    dtype = np.dtype(manifest["dtype"])
+    dtype = np.dtype(manifest.dtype)
     pieces: dict = {}
     ds = tf.data.TFRecordDataset([os.path.join(data_dir, s) for s in shards])
     for rec in ds.map(lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator():
@@ -255,14 +255,14 @@ def prepare_windows(data_dir: str, split: str, protocol: str, context: Context,
     "full" (`context` from the recording itself). Both protocols select the same windows."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    manifest = data.load_manifest(data_dir)
+    manifest = data.Manifest.read(data_dir)
     length = sequence_length(manifest, context.hop, seconds)
     chosen = select_sequences(list_windows(manifest, split, length), max_sequences, seed)
     if not chosen:
         raise data.DataError(f"{data_dir}: split {split!r} holds no recordings")
     recordings = read_recordings(data_dir, {w.recording for w in chosen})
     ctx = context if protocol == "full" else Context(0, 0, context.hop)
-    return cut_windows(recordings, chosen, length, ctx, int(manifest["pad_value"]))
+    return cut_windows(recordings, chosen, length, ctx, int(manifest.pad_value))
 
 
 # --- per-window results ------------------------------------------------------------------------

@@ -409,7 +409,7 @@ def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, 
     # the corpus's split follows its pieces, so a changed selection re-splits its own shards
     manifest = data.prepare(wav_dir, os.path.join(out, "data"),
                             data.PrepareOptions(split_overrides=splits, pieces=works, resplit=True), log=log)
-    info["manifest_totals"] = manifest["totals"]
+    info["manifest_totals"] = {split: t.to_dict() for split, t in manifest.totals.items()}
     info["corpus_hash"] = data.corpus_hash(manifest)
     fileio.atomic_write_json(os.path.join(out, "corpus.json"), info)
     return info

@@ -328,8 +328,8 @@ def _check_excerpt(data_dir: str, hop: int) -> tuple:
     """(excerpt int `[L]`, where) : the first whole 1-s window of the held-out split's
     deterministic selection (`evaluation.select_sequences`), L a multiple of the hop."""
     from tf_ada import data, evaluation
-    manifest = data.load_manifest(data_dir)
-    split = manifest.get("eval_split", "eval")
+    manifest = data.Manifest.read(data_dir)
+    split = manifest.eval_split
     length = evaluation.sequence_length(manifest, hop)
     windows = [w for w in evaluation.select_sequences(evaluation.list_windows(manifest, split, length), 8)
                if w.n_real == length]
