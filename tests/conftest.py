@@ -92,3 +92,51 @@ def make_audio_shards(path, n_files=3, seconds=2.0, seed=0):
 @pytest.fixture(scope="session")
 def audio_shards(tmp_path_factory):
     return make_audio_shards(tmp_path_factory.mktemp("audio_shards"))
+
+
+# --- tiny trained runs shared between the Table 1, Table 2, Figure 2 and stack tests ------------------
+# Each is trained once per session; a test that changes a run works on a copy.
+
+@pytest.fixture(scope="session")
+def table1_tiny_out(tmp_path_factory):
+    """The output folder of the session's tiny Table 1 (filled by `tiny_row_1_2` and `table1_tiny`)."""
+    return str(tmp_path_factory.mktemp("table1_tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_row_1_2(audio_shards, table1_tiny_out):
+    """Row 1.2 (the first-level VQ-VAE) trained one step by `reproduce.table1.run_row` at tiny scale:
+    its run folder (checkpoint, row.json, eval_sequences.npz, reconstructions). Read-only: copy it
+    before training it further."""
+    from reproduce import table1
+    result = table1.run_row("1.2", "tiny", audio_shards, table1_tiny_out, steps=1, log=lambda *a: None)
+    assert result["steps"] == 1
+    return result["run_dir"]
+
+
+@pytest.fixture(scope="session")
+def table1_tiny(audio_shards, table1_tiny_out, tiny_row_1_2):
+    """(exit code, output folder) of `python -m reproduce.table1 --scale tiny --steps 1` over every
+    row, in the folder that already holds `tiny_row_1_2` (reused as done: the command skips a
+    finished row). Read-only."""
+    from reproduce import table1
+    code = table1.main(["--scale", "tiny", "--data", audio_shards, "--out", table1_tiny_out, "--steps", "1"])
+    return code, table1_tiny_out
+
+
+@pytest.fixture(scope="session")
+def table1_tiny_resumed(audio_shards, table1_tiny, tmp_path_factory):
+    """Rows 1.2 and 1.1 of `table1_tiny` copied to PARENT/first_level and resumed there to step 2
+    (`table1.run_row`): (that folder, the runs' log lines, {row: row.json}). Step 2 is the tiny
+    default, so PARENT is a Table 2 output folder whose first level (row 1.2) is done."""
+    import shutil
+    from reproduce import table1
+    _, src = table1_tiny
+    out = tmp_path_factory.mktemp("table2_tiny") / "first_level"
+    for row in ("1.2", "1.1"):
+        name = f"table1_{row.replace('.', '_')}_tiny"
+        shutil.copytree(os.path.join(src, name), out / name)
+    logs, results = [], {}
+    for row in ("1.2", "1.1"):
+        results[row] = table1.run_row(row, "tiny", audio_shards, str(out), steps=2, log=logs.append)
+    return str(out), logs, results

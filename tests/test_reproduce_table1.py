@@ -7,9 +7,11 @@ from reproduce import paper, table1
 
 
 @pytest.mark.slow
-def test_every_row_one_step_writes_checkpoint_and_resumes(audio_shards, tmp_path):
-    out = str(tmp_path / "t1")
-    assert table1.main(["--scale", "tiny", "--data", audio_shards, "--out", out, "--steps", "1"]) == 0
+def test_every_row_one_step_writes_checkpoint_and_resumes(audio_shards, table1_tiny, table1_tiny_resumed):
+    # the session's tiny Table 1 (conftest.py): every row one step; row 1.2 was trained first by
+    # `run_row` into the same folder (shared with Figure 2 and the stacks) and reused by the command
+    code, out = table1_tiny
+    assert code == 0
     for row in paper.TABLE1:
         row_dir = os.path.join(out, f"table1_{row.replace('.', '_')}_tiny")
         assert any(f.startswith("ckpt-1") for f in os.listdir(os.path.join(row_dir, "checkpoints"))), row
@@ -30,15 +32,17 @@ def test_every_row_one_step_writes_checkpoint_and_resumes(audio_shards, tmp_path
     assert os.path.exists(os.path.join(out, "table1_1_7_tiny", "eval_sequences.npz"))
     csv_lines = open(os.path.join(out, "table1.csv")).read().splitlines()
     assert len(csv_lines) == 1 + len(paper.TABLE1)
-    # a second run with more steps resumes every row from its checkpoint (step 1 -> 2)
-    logs = []
-    for row in ("1.2", "1.1"):
-        r = table1.run_row(row, "tiny", audio_shards, out, steps=2, log=logs.append)
-        assert r["steps"] == 2
+    # a second run with more steps resumes every row from its checkpoint (step 1 -> 2): rows 1.2 and
+    # 1.1 copied and resumed by the session fixture (whose 1.2 is Table 2's first level)
+    resumed, logs, results = table1_tiny_resumed
+    assert results["1.2"]["steps"] == results["1.1"]["steps"] == 2
     assert sum("resumed" in line for line in logs) == 2
+    for row in ("1.2", "1.1"):  # the copies went on from their own step-1 checkpoints
+        assert any(f.startswith("ckpt-2") for f in os.listdir(os.path.join(results[row]["run_dir"], "checkpoints")))
+        assert os.path.dirname(results[row]["run_dir"]) == os.path.abspath(resumed)
     # and a finished row is skipped
-    logs.clear()
-    table1.run_row("1.2", "tiny", audio_shards, out, steps=2, log=logs.append)
+    logs = []
+    table1.run_row("1.2", "tiny", audio_shards, resumed, steps=2, log=logs.append)
     assert any("already done" in line for line in logs)
 
 
@@ -98,13 +102,11 @@ def test_demo_writes_table_wavs_and_index(tmp_path, monkeypatch):
     assert "| 1.2 | VQ-VAE" in (tmp_path / "runs" / "demo" / "table1.md").read_text()
 
 
-def test_figure2_tiny_writes_profiles_figure_and_claims(audio_shards, tmp_path):
-    from reproduce import figure2, table1
-    rows = str(tmp_path / "rows")
-    table1.run_row("1.2", "tiny", audio_shards, rows, steps=1)
-    out = str(tmp_path / "fig")
+def test_figure2_tiny_writes_profiles_figure_and_claims(audio_shards, tiny_row_1_2, tmp_path):
+    from reproduce import figure2
+    out = str(tmp_path / "fig")  # the codes of the session's one-step row 1.2 (conftest.py)
     assert figure2.main(["--scale", "tiny", "--data", audio_shards, "--out", out,
-                         "--checkpoint", str(tmp_path / "rows" / "table1_1_2_tiny")]) == 0
+                         "--checkpoint", tiny_row_1_2]) == 0
     md = open(f"{out}/figure2.md").read()
     from tf_ada import configs
     marker = configs.table1_row("1.2", "tiny").model.encoder_receptive_field_codes  # 15 samples / hop 8

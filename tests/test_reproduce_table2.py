@@ -82,14 +82,21 @@ def test_convergence_follows_the_stated_definition():
 
 
 @pytest.mark.slow
-def test_every_row_one_step_writes_checkpoint(audio_shards, tmp_path):
-    out = str(tmp_path / "t2")
+def test_every_row_one_step_writes_checkpoint(audio_shards, table1_tiny_resumed, capsys):
+    # no --first-level and no shipped 1.2-tiny: the first level is row 1.2 in OUT/first_level, where
+    # the session's tiny Table 1 run (conftest.py) left it finished at the tiny default of 2 steps
+    first_dir, _, first_rows = table1_tiny_resumed
+    out = os.path.dirname(first_dir)
+    assert os.path.basename(first_dir) == "first_level" and first_rows["1.2"]["steps"] == 2
     assert table2.main(["--scale", "tiny", "--data", audio_shards, "--out", out, "--steps", "1", "--seeds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "no shipped 1.2-tiny: training row 1.2" in printed and "table1: row 1.2 already done" in printed
     csv_runs = [line.split(",")[0] for line in open(os.path.join(out, "table2.csv")).read().splitlines()[1:]]
     assert csv_runs[:6] == list(paper.TABLE2)
     assert set(csv_runs[6:]) == {"2.2-nopbt-s0", "2.2-nopbt-s1", "2.4-s1", "2.2-rf128"}
     manifest = json.load(open(os.path.join(out, "codes", "manifest.json")))
     assert manifest["kind"] == "codes" and manifest["hop"] == 8
+    assert os.path.realpath(manifest["source_run"]) == os.path.realpath(first_rows["1.2"]["run_dir"])
     for run in csv_runs:  # every run (a PBT row: every member) wrote its one-step checkpoint
         exp = configs.table2_row(run.split("-s")[0].replace("-nopbt", ""), "tiny", steps=1)
         seed = run.rsplit("-s", 1)[1] if "-s" in run else None

@@ -74,12 +74,26 @@ def test_cached_generation_of_a_prior_on_codes_equals_its_full_forward():
 
 
 @pytest.fixture(scope="module")
-def stack_runs(audio_shards, tmp_path_factory):
-    """Tiny levels of stack 3.6 trained one step each into run folders (`stacks.train_stack`): #1.2 on
-    audio, #2.2 on its codes, the prior on the second-level codes; and the stack description."""
+def stack_root(tmp_path_factory, tiny_row_1_2):
+    """One root for every stack trained in this module, so that stacks share their common levels
+    (as `stacks.train_stack` intends): holds a copy of the session's one-step row 1.2 (conftest.py,
+    the first level of 3.4, 3.6 and 3.7), which `train_stack` finds finished and does not retrain."""
     root = tmp_path_factory.mktemp("stacks")
-    desc = stacks.train_stack("3.6", "tiny", audio_shards, str(root), steps=1, log=lambda *a: None)
+    shutil.copytree(tiny_row_1_2, root / os.path.basename(tiny_row_1_2))
+    return root
+
+
+@pytest.fixture(scope="module")
+def stack_runs(audio_shards, stack_root):
+    """Tiny levels of stack 3.6 trained one step each into run folders (`stacks.train_stack`): #1.2 on
+    audio (the shared copy, reused), #2.2 on its codes, the prior on the second-level codes; and the
+    stack description."""
+    root, logs = stack_root, []
+    desc = stacks.train_stack("3.6", "tiny", audio_shards, str(root), steps=1, log=logs.append)
     st = stacks.stack("3.6", "tiny", steps=1)
+    assert any(f"{st.levels[0].experiment.name} already at step 1" in line for line in logs)
+    for lv in st.levels[1:]:  # the levels above were trained here
+        assert any(f"{lv.experiment.name} step 1/1" in line for line in logs), lv.role
     # the prior's excerpts (256 steps) are longer than the records the hop alone would give (8192 / 64)
     second_codes = root / f"codes_{st.levels[1].experiment.name}"
     assert json.load(open(second_codes / "manifest.json"))["chunk_samples"] == 256
@@ -143,29 +157,33 @@ def test_stack_levels_are_checked(stack_runs, tmp_path, capsys):
     assert code == 2 and "--out" in capsys.readouterr().err
 
 
-def test_one_level_stack_and_the_old_sample_form(audio_shards, tmp_path):
+def test_one_level_stack_and_the_old_sample_form(audio_shards, stack_root, tmp_path):
     exp = stacks.stack("3.1", "tiny", steps=1).prior.experiment
-    Trainer(exp, audio_shards, str(tmp_path / "wn"), log=lambda *a: None).train()
-    assert cli.main(["sample", "--stack", "3.1", "--level", f"prior={tmp_path / 'wn'}", "--seconds", "0.01",
+    # a plain Trainer run folder; made in the stack root under the name `train_stack` gives this level,
+    # where the one-step smoke of every stack (below) finds it finished
+    wn = stack_root / exp.name
+    Trainer(exp, audio_shards, str(wn), log=lambda *a: None).train()
+    assert cli.main(["sample", "--stack", "3.1", "--level", f"prior={wn}", "--seconds", "0.01",
                      "--n", "2", "--out", str(tmp_path / "s")]) == 0
     summary = json.load(open(tmp_path / "s" / "samples.json"))
     assert summary["steps"] == {"prior": 160} and summary["level_renders"] == {}
     assert np.load(tmp_path / "s" / "codes_prior.npy").shape == (2, 160)
     assert sorted(os.listdir(tmp_path / "s" / "audio")) == ["stream_00.wav", "stream_01.wav"]
-    assert cli.main(["sample", str(tmp_path / "old.wav"), "--checkpoint", str(tmp_path / "wn"),
+    assert cli.main(["sample", str(tmp_path / "old.wav"), "--checkpoint", str(wn),
                      "--seconds", "0.01"]) == 0
     assert (tmp_path / "old.wav").exists()
-    assert isinstance(stacks.load_stack("3.1", {"prior": str(tmp_path / "wn")}, log=lambda *a: None).models["prior"],
+    assert isinstance(stacks.load_stack("3.1", {"prior": str(wn)}, log=lambda *a: None).models["prior"],
                       WaveNet)
 
 
 @pytest.mark.slow
-def test_every_stack_trains_one_step_per_level_and_samples(audio_shards, tmp_path):
+def test_every_stack_trains_one_step_per_level_and_samples(audio_shards, stack_root, tmp_path):
     """A one-step smoke run per stack: its levels trained under one root (shared levels trained
-    once), then 0.02 s of two streams sampled top-down."""
+    once), then 0.02 s of two streams sampled top-down. The root is this module's (`stack_root`):
+    the levels of 3.6 (`stack_runs`), #1.2 and the prior of 3.1 are already there, and are reused."""
     logs = []
     for row in stacks.PAPER_TABLE3:
-        desc = stacks.train_stack(row, "tiny", audio_shards, str(tmp_path), steps=1, log=logs.append)
+        desc = stacks.train_stack(row, "tiny", audio_shards, str(stack_root), steps=1, log=logs.append)
         out = tmp_path / f"samples_{row}"
         assert cli.main(["sample", "--stack", row, "--runs", desc, "--seconds", "0.02", "--n", "2",
                          "--out", str(out)]) == 0
@@ -174,7 +192,12 @@ def test_every_stack_trains_one_step_per_level_and_samples(audio_shards, tmp_pat
         n_audio = summary["steps"][summary["levels_top_down"][-1]]
         assert n_audio >= 0.02 * 16000 and np.load(out / "codes_prior.npy").shape[0] == 2
         assert summary["receptive_field_ms"] == pytest.approx(stacks.stack(row, "tiny").receptive_field_ms, abs=0.01)
+        for lv in stacks.stack(row, "tiny", steps=1).levels:  # every level has its one-step checkpoint
+            assert any(f.startswith("ckpt-1") for f in os.listdir(stack_root / lv.experiment.name / "checkpoints"))
     assert any("already at step 1" in line for line in logs)  # #1.2, shared by 3.4, 3.6 and 3.7
+    first = stacks.stack("3.4", "tiny", steps=1).levels[0].experiment.name
+    assert sum(f"{first} already at step 1" in line for line in logs) == 3  # and never trained again
+    assert not any(f"{first} step 1/1" in line for line in logs)
 
 
 @pytest.mark.parametrize("argv,message", [
