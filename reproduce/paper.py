@@ -1,21 +1,13 @@
-"""The paper's numbers and claims, in one place (Dieleman et al. 2018; NOTES.md)."""
+"""The paper's claims, and its numbers as the reports read them (Dieleman et al. 2018; NOTES.md).
 
-# Table 1: ADAs on audio. NLL in nats per timestep; perplexity = exp(entropy of code usage).
-TABLE1 = {
-    "1.1": {"model": "WaveNet (large, unconditional)", "input": "continuous", "hop": None,
-            "train_nll": 1.192, "eval_nll": 1.151, "perplexity": None},
-    "1.2": {"model": "VQ-VAE", "input": "continuous", "hop": 8, "train_nll": 0.766, "eval_nll": 0.734,
-            "perplexity": 227.3},
-    "1.3": {"model": "VQ-VAE", "input": "one-hot", "hop": 8, "train_nll": 0.711, "eval_nll": 0.682,
-            "perplexity": 199.6},
-    "1.4": {"model": "AMAE", "input": "continuous", "hop": 8, "train_nll": 0.786, "eval_nll": 0.759,
-            "perplexity": 228.9},
-    "1.5": {"model": "AMAE", "input": "one-hot", "hop": 8, "train_nll": 0.721, "eval_nll": 0.695, "perplexity": 225.6},
-    "1.6": {"model": "AMAE with softmax", "input": "one-hot", "hop": 8, "train_nll": 0.833, "eval_nll": 0.806,
-            "perplexity": 183.2},
-    "1.7": {"model": "VQ-VAE", "input": "continuous", "hop": 64, "train_nll": 1.203, "eval_nll": 1.172,
-            "perplexity": 84.04},
-}
+The rows themselves are defined once, in tf_ada/rows.py."""
+
+from tf_ada import rows
+
+# Table 1: ADAs on audio. The rows (what each is, and the paper's NLL and perplexity) are defined
+# once in tf_ada/rows.py; these are the report's view of them ({row: {"model", "input", "hop",
+# "train_nll", "eval_nll", "perplexity", ...}}).
+TABLE1 = {row: spec.paper_numbers() for row, spec in rows.TABLE1.items()}
 
 
 # Each claim: (text, conditions), judged by reproduce/report.py with tf_ada.evaluation.verdict.
@@ -46,17 +38,9 @@ TABLE1_PROTOCOL_CLAIMS = [
 ]
 
 
-# Table 2: second-level ADAs on the codes of #1.2 (hop 8). NLL in nats per code step; "decoder RF"
-# in code steps (the local model's receptive field; the large WaveNet's own for 2.1).
-TABLE2 = {
-    "2.1": {"model": "WaveNet (large, on codes)", "decoder_rf": 6144, "train_nll": 4.415, "eval_nll": 4.430,
-            "perplexity": None},
-    "2.2": {"model": "VQ-VAE (PBT)", "decoder_rf": 64, "train_nll": 4.183, "eval_nll": 4.191, "perplexity": 226.0},
-    "2.3": {"model": "AMAE", "decoder_rf": 32, "train_nll": 4.337, "eval_nll": 4.348, "perplexity": 227.7},
-    "2.4": {"model": "AMAE", "decoder_rf": 64, "train_nll": 4.236, "eval_nll": 4.247, "perplexity": 228.0},
-    "2.5": {"model": "AMAE", "decoder_rf": 128, "train_nll": 4.134, "eval_nll": 4.143, "perplexity": 226.2},
-    "2.6": {"model": "AMAE", "decoder_rf": 256, "train_nll": 4.153, "eval_nll": 4.159, "perplexity": 234.2},
-}
+# Table 2: second-level ADAs on the codes of #1.2 (tf_ada/rows.py). NLL in nats per code step;
+# "decoder_rf" in code steps (the local model's receptive field; the large WaveNet's own for 2.1).
+TABLE2 = {row: spec.paper_numbers() for row, spec in rows.TABLE2.items()}
 
 # Claims of sec. 4.3 on the rows' held-out NLL and perplexity, in the form of TABLE1_CLAIMS (paired,
 # work-clustered, reproduce/report.py). The convergence claims (seeds, PBT) are judged in

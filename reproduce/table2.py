@@ -314,8 +314,9 @@ def describe(run: str) -> str:
     if run.startswith("2.2-nopbt"):
         return "VQ-VAE without PBT"
     if run in configs.TABLE2_VARIANTS:
-        return configs.TABLE2_VARIANTS[run][0]
-    return configs.TABLE2_ROWS.get(run.split("-")[0], (run,))[0]
+        return configs.TABLE2_VARIANTS[run].description
+    spec = configs.TABLE2_ROWS.get(run.split("-")[0])
+    return spec.description if spec else run
 
 
 COLUMNS = [  # (row.json key, header, digits), as reproduce/table1.py

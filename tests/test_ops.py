@@ -124,3 +124,45 @@ def test_shortened_table1_runs_keep_a_proportional_warmup():
     assert configs.table1_train("cpu", steps=30).warmup_steps == 5  # the demo's runs
     assert configs.table1_train("cpu", steps=6000).warmup_steps == 100
     assert configs.table1_train("tiny").warmup_steps == 0
+
+
+def _ema_reference(n, m, e, counts, sums, gamma, eps):
+    """numpy: Eq. 1's K-means step as sonnet's VectorQuantizerEMA computes it (Laplace-smoothed
+    counts), with our rule that a code assigned nothing keeps its vector."""
+    n2 = gamma * n + (1 - gamma) * counts
+    m2 = gamma * m + (1 - gamma) * sums
+    total = n2.sum()
+    smoothed = (n2 + eps) / (total + len(n2) * eps) * total
+    e2 = np.where((counts > 0)[:, None], m2 / smoothed[:, None], e)
+    return n2, m2, e2
+
+
+def test_ema_kmeans_update_matches_numpy():
+    rng = np.random.default_rng(0)
+    k, d = 7, 3
+    n, m, e = rng.uniform(0.5, 3, k), rng.normal(size=(k, d)), rng.normal(size=(k, d))
+    counts = np.array([0, 3, 0, 1, 5, 0, 2], np.float64)
+    sums = rng.normal(size=(k, d)) * counts[:, None]
+    got = ops.ema_kmeans_update(*(tf.constant(a, tf.float32) for a in (n, m, e, counts, sums)), gamma=0.9,
+                                epsilon=1e-5)
+    for g, r in zip(got, _ema_reference(n, m, e, counts, sums, 0.9, 1e-5)):
+        np.testing.assert_allclose(g.numpy(), r, rtol=1e-5, atol=1e-6)
+    # a large smoothing constant, so that the smoothing's effect is far above float32 rounding
+    got = ops.ema_kmeans_update(*(tf.constant(a, tf.float32) for a in (n, m, e, counts, sums)), gamma=0.9,
+                                epsilon=0.5)
+    for g, r in zip(got, _ema_reference(n, m, e, counts, sums, 0.9, 0.5)):
+        np.testing.assert_allclose(g.numpy(), r, rtol=1e-5, atol=1e-6)
+    # unused codes keep their vector exactly; with gamma = 0 a used code moves to its batch mean
+    np.testing.assert_array_equal(got[2].numpy()[counts == 0], e[counts == 0].astype(np.float32))
+    _, _, e0 = ops.ema_kmeans_update(*(tf.constant(a, tf.float32) for a in (n, m, e, counts, sums)), gamma=0.0,
+                                     epsilon=0.0)
+    used = counts > 0
+    np.testing.assert_allclose(e0.numpy()[used], sums[used] / counts[used, None], rtol=1e-5)
+
+
+def test_perplexity_from_counts_is_exp_entropy():
+    counts = np.array([4.0, 0.0, 2.0, 2.0])
+    p = counts / counts.sum()
+    ref = math.exp(-sum(x * math.log(x) for x in p if x > 0))
+    assert float(ops.perplexity_from_counts(tf.constant(counts, tf.float32))) == pytest.approx(ref, rel=1e-6)
+    assert float(ops.perplexity_from_counts(tf.constant([0.0, 5.0, 0.0]))) == pytest.approx(1.0)

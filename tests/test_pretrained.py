@@ -159,13 +159,20 @@ def test_export_refuses_oversize_stale_or_foreign_runs(tiny_run, audio_shards, t
         pretrained.export_run(stale, NAME, audio_shards, root=root, log=lambda s: None)
 
 
-def test_wall_time_leaves_out_pauses_and_trend_compares_with_one_se(tmp_path):
+def test_wall_time_leaves_out_pauses_and_trend_compares_with_one_se(tmp_path, monkeypatch):
     (tmp_path / "train.log").write_text(
         "2026-01-01 10:00:00 train: start\n2026-01-01 10:30:00 train: step 50\nnot a time\n"
         "2026-01-01 14:30:00 train: resumed\n2026-01-01 15:00:00 train: step 100\n")
     seconds, source = pretrained.wall_time(str(tmp_path))
     assert seconds == 3600 and "train.log" in source and "1 pause(s)" in source
     assert pretrained.wall_time(str(tmp_path / "none"))[0] is None
+    # an earlier stretch that only TensorBoard saw (train.log came later) counts too
+    import datetime
+    start = datetime.datetime(2026, 1, 1, 6, 0).timestamp()
+    events = [start, start + 600, start + 1200]
+    monkeypatch.setattr(pretrained, "_event_times", lambda tb_dir: events)
+    seconds, source = pretrained.wall_time(str(tmp_path))
+    assert seconds == 3600 + 1200 and "train.log and TensorBoard" in source and "2 pause(s)" in source
     history = [{"step": s, "eval_nll_paper": v, "eval_nll_paper_se": 0.05} for s, v in
                ((1000, 3.0), (2000, 2.8), (2500, 2.78), (3000, 2.76))]
     t = pretrained.nll_trend(history)["paper"]

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 
-from tf_ada import __version__
+from tf_ada import __version__, rows
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -243,7 +243,7 @@ def _cmd_encode(args) -> int:
         model, source = encode.source_of_run(args.checkpoint)
     manifest = encode.encode_corpus(model, source, args.data, args.out, chunk_codes=args.chunk_codes)
     print(data.summary(manifest))
-    print(f"encode: codes in {args.out} (corpus hash {manifest['corpus_hash'][:12]})")
+    print(f"encode: codes in {args.out} (corpus hash {manifest.corpus_hash[:12]})")
     return 0
 
 
@@ -271,7 +271,7 @@ def _cmd_sample(args) -> int:
     return 0
 
 
-STACK_ROWS = ("3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7")  # Table 3 (tf_ada.stacks.PAPER_TABLE3)
+STACK_ROWS = tuple(rows.TABLE3)  # Table 3 (tf_ada/rows.py)
 
 
 def _cmd_sample_stack(args) -> int:

@@ -18,7 +18,7 @@ import os
 import typing
 from typing import Optional, Union
 
-from tf_ada import ops
+from tf_ada import ops, rows
 
 SCALES = ("tiny", "cpu", "paper")
 INPUT_KINDS = ("one_hot", "continuous", "vector")
@@ -289,6 +289,18 @@ VQ_CODE_CHANNELS = 64  # D, the VQ-VAE query size (not given in the paper)
 # perplexity 30 -> 56 pooled), but runs of one configuration spread by 2x (docs/codebook_cpu.md)
 VQ_REMEDIES = {"query_norm": "standardize", "data_init": True, "gamma": 0.9}
 
+# Hyperparameters a model takes while it trains (`model.set_hyperparameters`, without recompiling the
+# step): a VQ-VAE's beta and gamma (Eq. 1), which population based training perturbs (Table 2).
+LIVE_HYPERPARAMETERS = ("beta", "gamma")
+
+
+def live_hyperparameters(config) -> dict:
+    """{name: value} of `LIVE_HYPERPARAMETERS` that `config` (a model config) trains with live:
+    beta and gamma of a VQ-VAE; nothing for an AMAE or a WaveNet."""
+    if getattr(config, "quantizer", None) != "vq":
+        return {}
+    return {k: getattr(config, k) for k in LIVE_HYPERPARAMETERS}
+
 
 _CLASSES = {"WaveNetConfig": WaveNetConfig, "ADAConfig": ADAConfig}
 
@@ -375,16 +387,9 @@ class Experiment:
 
 # --- Table 1 (sec. 4.1): ADAs on audio --------------------------------------------------------------
 
-TABLE1_ROWS = {
-    # row: (description, quantizer or None for the unconditional WaveNet, input kind, hop)
-    "1.1": ("WaveNet (large, unconditional)", None, "continuous", None),
-    "1.2": ("VQ-VAE", "vq", "continuous", 8),
-    "1.3": ("VQ-VAE", "vq", "one_hot", 8),
-    "1.4": ("AMAE", "amae", "continuous", 8),
-    "1.5": ("AMAE", "amae", "one_hot", 8),
-    "1.6": ("AMAE with softmax", "amae_softmax", "one_hot", 8),
-    "1.7": ("VQ-VAE", "vq", "continuous", 64),
-}
+# The paper's rows are defined once, in tf_ada/rows.py (description, quantizer, input kind, hop,
+# decoder RF and the paper's numbers); the functions below build their experiments.
+TABLE1_ROWS = rows.TABLE1
 
 
 def table1_train(scale: str, unconditional: bool = False, steps: Optional[int] = None) -> TrainConfig:
@@ -410,35 +415,21 @@ def table1_train(scale: str, unconditional: bool = False, steps: Optional[int] =
 
 def table1_row(row: str, scale: str = "paper", steps: Optional[int] = None) -> Experiment:
     """The experiment of Table 1's row `row` ("1.1" ... "1.7") at `scale`."""
-    if row not in TABLE1_ROWS:
-        raise ValueError(f"Table 1 has rows {sorted(TABLE1_ROWS)}, not {row!r}")
-    description, quantizer, input_kind, hop = TABLE1_ROWS[row]
+    spec = rows.lookup(TABLE1_ROWS, row, "Table 1")
     name = f"table1_{row.replace('.', '_')}_{scale}"
-    if quantizer is None:
-        model = large_wavenet(scale, input_kind=input_kind)
+    if spec.quantizer is None:
+        model = large_wavenet(scale, input_kind=spec.input_kind)
     else:
-        model = ada(scale, quantizer=quantizer, input_kind=input_kind, hop=hop, name=name)
-    return Experiment(name=name, model=model, train=table1_train(scale, quantizer is None, steps), paper_row=row)
+        model = ada(scale, quantizer=spec.quantizer, input_kind=spec.input_kind, hop=spec.hop, name=name)
+    return Experiment(name=name, model=model, train=table1_train(scale, spec.quantizer is None, steps),
+                      paper_row=row)
 
 
 # --- Table 2 (sec. 4.3): second-level ADAs on the codes of #1.2 -------------------------------------
 
-TABLE2_ROWS = {
-    # row: (description, quantizer or None for the WaveNet on codes, the paper's decoder receptive
-    # field in code steps); every model reads and predicts first-level codes (256 classes, one-hot)
-    "2.1": ("WaveNet (large, on codes)", None, 6144),
-    "2.2": ("VQ-VAE (PBT)", "vq", 64),
-    "2.3": ("AMAE", "amae", 32),
-    "2.4": ("AMAE", "amae", 64),
-    "2.5": ("AMAE", "amae", 128),
-    "2.6": ("AMAE", "amae", 256),
-}
-# Runs the text of sec. 4.3 needs beyond the table's rows (not rows of the paper's table):
-# "VQ-VAE models with larger decoder RFs do not converge, even with PBT".
-TABLE2_VARIANTS = {
-    "2.2-rf128": ("VQ-VAE (PBT), decoder RF 128", "vq", 128),
-}
-SECOND_LEVEL_HOP = 8  # Table 2: second-level ADAs with hop 8 (codes of codes: 64 audio samples per code)
+TABLE2_ROWS = rows.TABLE2
+TABLE2_VARIANTS = rows.TABLE2_VARIANTS
+SECOND_LEVEL_HOP = rows.SECOND_LEVEL_HOP  # Table 2: hop 8 over codes (64 audio samples per code)
 
 
 def second_level_local(scale: str, decoder_rf: int) -> WaveNetConfig:
@@ -474,16 +465,14 @@ def table2_row(row: str, scale: str = "paper", steps: Optional[int] = None) -> E
     """The experiment of Table 2's row `row` ("2.1" ... "2.6", or a `TABLE2_VARIANTS` run) at `scale`.
     Training settings are Table 1's at the same scale (`table1_train`; excerpts in code steps), the
     paper's for 2.1 those of its unconditional WaveNets (200,000 steps)."""
-    rows = {**TABLE2_ROWS, **TABLE2_VARIANTS}
-    if row not in rows:
-        raise ValueError(f"Table 2 has rows {sorted(rows)}, not {row!r}")
-    _, quantizer, decoder_rf = rows[row]
+    spec = rows.lookup({**TABLE2_ROWS, **TABLE2_VARIANTS}, row, "Table 2")
     name = f"table2_{row.replace('.', '_').replace('-', '_')}_{scale}"
-    if quantizer is None:
-        model = large_wavenet(scale, input_kind="one_hot", n_classes=256)
+    if spec.quantizer is None:
+        model = large_wavenet(scale, input_kind=spec.input_kind, n_classes=256)
     else:
-        model = second_level_ada(scale, quantizer, decoder_rf, name=name)
-    return Experiment(name=name, model=model, train=table1_train(scale, quantizer is None, steps), paper_row=row)
+        model = second_level_ada(scale, spec.quantizer, spec.decoder_rf, name=name)
+    return Experiment(name=name, model=model, train=table1_train(scale, spec.quantizer is None, steps),
+                      paper_row=row)
 
 
 # --- Overrides and validation (issue 14): dotted keys into an experiment -----------------------------

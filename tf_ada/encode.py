@@ -23,7 +23,6 @@ with the data's pad value (silence for audio) to whole frames: ceil(T / hop) cod
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import weakref
@@ -32,8 +31,8 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import data, evaluation
-from tf_ada.progress import Progress
+from tf_ada import data, evaluation, fileio
+from tf_ada.progress import LogStream, Progress
 
 CODE_DTYPE = "int16"
 DEFAULT_CHUNK_CODES = 4096  # codes per encoder call (32,768 audio samples at hop 8)
@@ -120,8 +119,7 @@ def source_of_pretrained(name: str):
     from tf_ada import pretrained
     model, experiment, card = pretrained.load(name)
     weights = os.path.join(pretrained.folder(name), pretrained.WEIGHTS)
-    with open(weights, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    digest = fileio.sha256_file(weights)
     return model, {"source_checkpoint": f"pretrained:{name}", "source_step": card.get("steps"),
                    "source_weights_sha256": digest, "source_experiment": experiment.name,
                    "source_weights": "polyak"}
@@ -179,7 +177,7 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
             f"{len(files) - len(todo)} already encoded, {len(todo)} to do; hop {cfg.hop}, "
             f"chunks of {chunk_codes} codes with {margin(cfg)} samples of context each side")
         progress = Progress(sum(files[n].n_samples for n in todo) / rate, "encode", unit="s of input",
-                            interval=10.0, stream=_LogStream(log))
+                            interval=10.0, stream=LogStream(log))
         t0, pad = time.monotonic(), int(manifest.pad_value)
         by_shard: dict = {}
         for n in todo:
@@ -203,19 +201,6 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
     return out
 
 
-class _LogStream:
-    """A write()-able that hands whole lines to `log` (for `Progress`)."""
-
-    def __init__(self, log):
-        self.log = log
-
-    def write(self, text: str) -> None:
-        for line in text.splitlines():
-            if line.strip():
-                self.log(line)
-
-    def flush(self) -> None:
-        pass
 
 
 # --- the second level rendered to audio through the first ----------------------------------------

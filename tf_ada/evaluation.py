@@ -100,16 +100,10 @@ def context_of(config) -> Context:
 
 
 def forward(model, x) -> tuple[tf.Tensor, tf.Tensor]:
-    """(NLL per step float32 `[B, T]`, codes int32 `[B, T // hop]`) of any trainable model.
-
-    Models returning a structured output (an `ADAOutput`: `nll_per_step`, `codes`) are read as
-    such; models returning logits `[B, T, C]` (WaveNet) have no codes (`[B, 0]`)."""
-    x = tf.cast(x, tf.int32)
-    out = model(x, training=False)
-    if hasattr(out, "nll_per_step"):
-        return out.nll_per_step, tf.cast(out.codes, tf.int32)
-    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x, logits=out)
-    return nll, tf.zeros([tf.shape(x)[0], 0], tf.int32)
+    """(NLL per step float32 `[B, T]`, codes int32 `[B, T // hop]`) of any trainable model, read
+    through its `ModelOutput` (tf_ada/models/outputs.py); a WaveNet's codes are `[B, 0]`."""
+    out = model.forward(tf.cast(x, tf.int32), training=False)
+    return out.nll_per_step, tf.cast(out.codes, tf.int32)
 
 
 _FORWARD_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -6,7 +6,7 @@ The run's model is rebuilt with `train.load_model` (Polyak-averaged weights, as 
     `custom_objects=CUSTOM_OBJECTS`), which returns the same `WaveNet` or `ADA` class;
   - optionally as a TensorFlow SavedModel for serving (TF Serving, `tf.saved_model.load`), with
     the endpoint `serve`: mu-law audio int32 `[B, T]` -> {"logits" `[B, T, 256]`,
-    "nll_per_step" `[B, T]`} and, for an ADA, "codes" `[B, T // hop]` (T a multiple of the hop);
+    "nll_per_step" `[B, T]`, "codes" `[B, T // hop]`} (T a multiple of the hop; `[B, 0]` for a WaveNet);
     an ADA also gets `encode`: audio -> codes (`serve` is also the `serving_default` signature).
     Sampling (cached generation) stays in Python.
 """
@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 from tf_ada.models.ada import ADA
-from tf_ada.models.wavenet import WaveNet, nll_per_timestep
+from tf_ada.models.wavenet import WaveNet
 
 CUSTOM_OBJECTS = {"ADA": ADA, "WaveNet": WaveNet}
 
@@ -42,24 +42,20 @@ def load_keras(path: str):
 def serving_functions(model) -> dict:
     """{endpoint name: tf.function over int32 `[B, T]` audio} for a SavedModel."""
     spec = [tf.TensorSpec([None, None], tf.int32, name="audio")]
-    if isinstance(model, ADA):
-        @tf.function(input_signature=spec)
-        def serve(audio):
-            out = model(audio, training=False)
-            return {"logits": out.logits, "nll_per_step": out.nll_per_step, "codes": out.codes}
 
+    @tf.function(input_signature=spec)
+    def serve(audio):
+        out = model.forward(audio, training=False)
+        return {"logits": out.logits, "nll_per_step": out.nll_per_step, "codes": out.codes}
+
+    functions = {"serve": serve}
+    if isinstance(model, ADA):  # an ADA also serves its encoder alone (codes of audio)
         @tf.function(input_signature=spec)
         def encode(audio):
             return {"codes": model.encode(audio)}
 
-        return {"serve": serve, "encode": encode}
-
-    @tf.function(input_signature=spec)
-    def serve(audio):
-        logits = model(audio, training=False)
-        return {"logits": logits, "nll_per_step": nll_per_timestep(audio, logits)}
-
-    return {"serve": serve}
+        functions["encode"] = encode
+    return functions
 
 
 def export_saved_model(model, path: str) -> str:

@@ -6,6 +6,7 @@ one, never half of one) and never runs beside another job on the same folder.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -15,6 +16,15 @@ LOCK_NAME = ".tf-ada.lock"
 
 class FolderBusyError(RuntimeError):
     """Another job holds the folder's lock; the message names the folder and the holder."""
+
+
+def sha256_file(path: str) -> str:
+    """The SHA-256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -169,3 +169,39 @@ def warmup_learning_rate(step, learning_rate: float, warmup_steps: int) -> tf.Te
     if warmup_steps <= 0:
         return tf.constant(learning_rate, tf.float32)
     return learning_rate * tf.minimum(1.0, (step + 1.0) / float(warmup_steps))
+
+
+def perplexity_from_counts(counts: tf.Tensor) -> tf.Tensor:
+    """exp(entropy) of the usage distribution counts / sum(counts) (sec. 4.1: at most K).
+
+    Args:
+      counts: float32 `[K]`, how often each code was chosen.
+    Returns:
+      scalar float32 in [1, K] (1 for no counts at all)."""
+    p = counts / tf.maximum(tf.reduce_sum(counts), 1e-12)
+    return tf.exp(-tf.reduce_sum(tf.math.xlogy(p, p)))
+
+
+def ema_kmeans_update(ema_counts, ema_sums, codebook, counts, sums, gamma, epsilon: float = 1e-5):
+    """One K-means step of the VQ-VAE codebook by exponential moving averages (sec. 3.1, Eq. 1's
+    codebook term replaced as in van den Oord et al. 2017, app. A.1; sonnet's VectorQuantizerEMA):
+
+        N_k <- gamma N_k + (1 - gamma) n_k          m_k <- gamma m_k + (1 - gamma) sum_{z(x)=k} q(x)
+        e_k <- m_k / N~_k,  N~_k = (N_k + eps) / (sum_j N_j + K eps) * sum_j N_j   (Laplace smoothing)
+
+    except that a code assigned nothing in this step keeps its vector e_k (a centroid without points
+    does not move; sonnet's smoothing would drag long-unused codes towards 0, where they tie).
+
+    Args:
+      ema_counts: N, float32 `[K]`; ema_sums: m, float32 `[K, D]`; codebook: e, float32 `[K, D]`.
+      counts: n_k of this step, float32 `[K]`; sums: this step's sum of queries per code, `[K, D]`.
+      gamma: the decay (gamma); epsilon: the smoothing constant.
+    Returns:
+      (new N `[K]`, new m `[K, D]`, new e `[K, D]`).
+    """
+    n = gamma * ema_counts + (1.0 - gamma) * counts
+    m = gamma * ema_sums + (1.0 - gamma) * sums
+    total = tf.reduce_sum(n)
+    k = tf.cast(tf.shape(n)[0], n.dtype)
+    smoothed = (n + epsilon) / (total + k * epsilon) * total
+    return n, m, tf.where((counts > 0)[:, None], m / smoothed[:, None], codebook)

@@ -63,7 +63,6 @@ import argparse
 import collections
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -246,14 +245,6 @@ def read_member_record(folder: str) -> dict:
         return json.load(f)
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def checkpoint_files(run_dir: str, step: int) -> list[str]:
     """File names of checkpoint `ckpt-{step}` of a run folder (its .index and .data-* shards)."""
     folder = os.path.join(run_dir, "checkpoints")
@@ -286,8 +277,8 @@ def copy_checkpoint(src_dir: str, step: int, dst_dir: str) -> dict:
         src = os.path.join(src_dir, "checkpoints", name)
         dst = os.path.join(incoming, name)
         shutil.copyfile(src, dst)
-        hashes[name] = _sha256(src)
-        if _sha256(dst) != hashes[name]:
+        hashes[name] = fileio.sha256_file(src)
+        if fileio.sha256_file(dst) != hashes[name]:
             raise PBTError(f"{dst}: the copy of {src} differs from it")
     runs.reconcile_index(incoming, log=lambda line: None)  # writes the index naming ckpt-{step}
     current = os.path.join(dst_dir, "checkpoints")

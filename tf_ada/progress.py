@@ -5,6 +5,21 @@ import sys
 import time
 
 
+class LogStream:
+    """A write()-able that hands whole lines to `log` (for `Progress`)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            if line.strip():
+                self.log(line)
+
+    def flush(self) -> None:
+        pass
+
+
 def _fmt_seconds(s: float) -> str:
     if s != s or s == float("inf"):
         return "?"

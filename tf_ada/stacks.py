@@ -39,23 +39,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from tf_ada import configs
+from tf_ada import configs, rows
 from tf_ada.configs import ADAConfig, Experiment
 from tf_ada.runs import RunError
 
 SAMPLE_RATE = 16000
 ROLES = ("first", "second", "prior")  # bottom to top
 
-# Table 3 of the paper (rows, level count, receptive field in ms; the human ratings are lost from our copy)
-PAPER_TABLE3 = {
-    "3.1": ("large WaveNet", 1, 384),
-    "3.2": ("very large WaveNet", 1, 768),
-    "3.3": ("thin WaveNet, large RF", 1, 3072),
-    "3.4": ("hop-8 VQ-VAE + large WaveNet", 2, 3072),
-    "3.5": ("hop-64 VQ-VAE + large WaveNet", 2, 24576),
-    "3.6": ("VQ-VAE + PBT-VQ-VAE + large WaveNet", 3, 24576),
-    "3.7": ("VQ-VAE + AMAE + large WaveNet", 3, 24576),
-}
+# Table 3 of the paper (tf_ada/rows.py, where the rows are defined once): {row: (description, level
+# count, receptive field in ms)}; the human ratings are lost from our copy
+PAPER_TABLE3 = {row: (spec.description, spec.n_levels, spec.receptive_field_ms) for row, spec in rows.TABLE3.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +277,7 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
         if corpus is None:
             continue
         from tf_ada import data as data_mod
-        source = data_mod.load_manifest(corpus).get("source_run")
+        source = data_mod.load_manifest(corpus).source_run
         if source is not None and os.path.realpath(source) != os.path.realpath(folders[below_role]):
             raise StackError(f"{folders[role]}: the {role} level trained on {corpus}, the codes of {source}, "
                              f"not of the {below_role} level's run {folders[below_role]}")
@@ -313,7 +306,7 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
         if lv.role != "prior":
             model, meta = encode.source_of_run(folder)
             above = st.levels[k + 1].experiment.train.n_samples
-            default = max(1, int(data_mod.load_manifest(source)["chunk_samples"]) // lv.hop)
+            default = max(1, int(data_mod.load_manifest(source).chunk_samples) // lv.hop)
             codes = os.path.join(root, f"codes_{lv.experiment.name}")
             encode.encode_corpus(model, meta, source, codes, log=log, record_steps=max(above, default))
             source = codes
@@ -364,7 +357,7 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
     """
     from tf_ada import ops
     from tf_ada.audio import save_wav
-    from tf_ada.progress import Progress
+    from tf_ada.progress import LogStream, Progress
     roles = loaded.roles
     temps = {role: float((temperatures or {}).get(role, 1.0)) for role in roles}
     for role, t in temps.items():
@@ -383,7 +376,7 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
     work = {role: lengths[role] * n * _generation_flops(loaded.models[role]) for role in roles}
     # progress over the levels, weighted by each level's generation FLOPs (the ETA of the levels below)
     progress = Progress(sum(work.values()) / 1e6, f"sample {loaded.row}", unit="MFLOP", interval=0.0,
-                        stream=_LogStream(log))
+                        stream=LogStream(log))
     os.makedirs(out_dir, exist_ok=True)
     log(f"sample {loaded.row}: {n} stream(s) x {n_audio / SAMPLE_RATE:.3f} s ({n_top} prior steps x hop {hop}); "
         f"levels top-down: {', '.join(reversed(roles))}")
@@ -450,17 +443,6 @@ def markdown_table(scale: str = "paper") -> str:
     return "\n".join(lines)
 
 
-class _LogStream:
-    def __init__(self, log):
-        self.log = log
-
-    def write(self, text: str) -> None:
-        for line in text.splitlines():
-            if line.strip():
-                self.log(line)
-
-    def flush(self) -> None:
-        pass
 
 
 if __name__ == "__main__":

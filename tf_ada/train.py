@@ -1,8 +1,9 @@
 """The trainer: one class owns the distribution strategy, the optimiser, Polyak averaging,
 evaluation, TensorBoard, self-describing checkpoints, resume and the divergence guard.
 
-It trains `WaveNet`s (priors, on audio or on code sequences) and `ADA`s alike: both give a
-dict of named scalars with "loss" and "nll" through `model_scalars`.
+It trains `WaveNet`s (priors, on audio or on code sequences) and `ADA`s (first and second level)
+alike, through the one model contract of `tf_ada/models/outputs.py` (`forward` -> `ModelOutput`,
+`hop`, `polyak_variables`, `set_hyperparameters`): nothing here branches on the model's type.
 
 Paper (app. A): Adam, 500,000 iterations (200,000 for unconditional WaveNets), learning rate
 lost (ours: `TrainConfig.learning_rate`), Polyak averaging for evaluation, 8 GPUs per ADA.
@@ -32,11 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_ada import data, evaluation, faults, fileio, hparams, ops, runs
+from tf_ada import configs, data, evaluation, faults, fileio, hparams, ops, runs
 from tf_ada.configs import ADAConfig, Experiment, TrainConfig  # noqa: F401  (re-exported)
-from tf_ada.layers.quantizers import VectorQuantizerEMA
-from tf_ada.models.ada import ADA
-from tf_ada.models.wavenet import WaveNet, nll_per_timestep
+from tf_ada.models import model_class
 
 
 class DivergenceError(RuntimeError):
@@ -57,9 +56,8 @@ def build_model(config, precision: str = "float32"):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
-        model = ADA(config) if isinstance(config, ADAConfig) else WaveNet(config)
-        hop = config.hop if isinstance(config, ADAConfig) else 1
-        model(tf.zeros([1, hop], tf.int32))
+        model = model_class(config)(config)
+        model(tf.zeros([1, model.hop], tf.int32))
     finally:
         keras.config.set_dtype_policy(previous)
     return model
@@ -69,17 +67,13 @@ def polyak_variables(model) -> list:
     """The variables whose Polyak averages (app. A) are used for evaluation: the trainable weights,
     plus, for a VQ-VAE, the K-means codebook (a model lists them as `polyak_variables`), so the
     evaluated encoder, codebook and modulator are averages over the same window of steps."""
-    return list(getattr(model, "polyak_variables", model.trainable_variables))
+    return list(model.polyak_variables)
 
 
 def model_scalars(model, x, training: bool) -> tuple[dict, tf.Tensor]:
-    """(named scalars incl. "loss" and "nll", per-step NLL `[B, T]`) of a WaveNet or an ADA on x."""
-    if isinstance(model, ADA):
-        out = model(x, training=training)
-        return out.scalars(), out.nll_per_step
-    nll_steps = nll_per_timestep(tf.cast(x, tf.int32), model(x, training=training))
-    nll = tf.reduce_mean(nll_steps)
-    return {"loss": nll, "nll": nll}, nll_steps
+    """(named scalars incl. "loss" and "nll", per-step NLL `[B, T]`) of any trainable model on x."""
+    out = model.forward(x, training=training)
+    return out.scalars(), out.nll_per_step
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -189,14 +183,13 @@ class Trainer:
         """
         path = os.path.join(self.out_dir, "experiment.json")
         experiment = experiment or runs.read_experiment(path)
-        model = experiment.model
-        if isinstance(model, ADAConfig) and isinstance(self.experiment.model, ADAConfig):
-            model = dataclasses.replace(model, beta=self.experiment.model.beta, gamma=self.experiment.model.gamma)
-        if dataclasses.replace(experiment, model=model) != self.experiment:
-            raise runs.RunError(f"{self.out_dir}: reload may change only beta and gamma of the experiment")
+        live = configs.live_hyperparameters(experiment.model)
+        mine = {k: getattr(self.experiment.model, k) for k in live if hasattr(self.experiment.model, k)}
+        if dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, **mine)) != self.experiment:
+            raise runs.RunError(f"{self.out_dir}: reload may change only {', '.join(configs.LIVE_HYPERPARAMETERS)} "
+                                "of the experiment")
         self.experiment = experiment
-        if isinstance(getattr(self.model, "quantizer", None), VectorQuantizerEMA):
-            self.model.quantizer.set_hyperparameters(beta=experiment.model.beta, gamma=experiment.model.gamma)
+        self.model.set_hyperparameters(**live)
         if self.is_chief:
             fileio.atomic_write_json(path, experiment.to_dict())
         restored = self._open_checkpoints()
@@ -368,7 +361,7 @@ class Trainer:
             budget = (self.eval_budget(final) if max_batches is None
                       else {s: max_batches * cfg.batch_size for s in splits})
         manifest = data.load_manifest(self.data_dir)
-        names = {s: manifest.get("eval_split", "eval") if s == "eval" else s for s in splits}
+        names = {s: manifest.eval_split if s == "eval" else s for s in splits}
         t0 = time.monotonic()
         with self.polyak_weights():
             per_window = evaluation.evaluate_model(

@@ -20,6 +20,8 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from tf_ada import ops
+
 
 @dataclasses.dataclass
 class QuantizerOutput:
@@ -31,10 +33,7 @@ class QuantizerOutput:
     counts: tf.Tensor
 
 
-def perplexity_from_counts(counts: tf.Tensor) -> tf.Tensor:
-    """exp(entropy) of the usage distribution counts / sum(counts) (sec. 4.1: at most K)."""
-    p = counts / tf.maximum(tf.reduce_sum(counts), 1e-12)
-    return tf.exp(-tf.reduce_sum(tf.math.xlogy(p, p)))
+perplexity_from_counts = ops.perplexity_from_counts  # exp(entropy of code usage), sec. 4.1
 
 
 def _replica_sum(values):
@@ -245,15 +244,10 @@ class VectorQuantizerEMA(keras.layers.Layer):
                                perplexity=perplexity_from_counts(counts), counts=counts)
 
     def _ema_update(self, counts, sums, flat):
-        g = self.gamma
-        n = g * self.ema_counts + (1.0 - g) * counts
-        m = g * self.ema_sums + (1.0 - g) * sums
-        total = tf.reduce_sum(n)
-        smoothed = (n + self.epsilon) / (total + self.n_codes * self.epsilon) * total
-        # a code assigned nothing in this step keeps its vector (a K-means centroid with no points
-        # does not move); without this, the smoothing drags long-unused codes towards 0, where
-        # they would tie in the argmin
-        codebook = tf.where((counts > 0)[:, None], m / smoothed[:, None], self.codebook)
+        # Eq. 1's K-means step by EMA (ops.ema_kmeans_update): a code assigned nothing in this step
+        # keeps its vector; without that, the smoothing drags long-unused codes towards 0 (ties)
+        n, m, codebook = ops.ema_kmeans_update(self.ema_counts, self.ema_sums, self.codebook, counts, sums,
+                                               self.gamma, self.epsilon)
         if self.restart_dead_codes:
             dead = n < self.dead_threshold
             fresh = self._random_queries(flat)

@@ -15,10 +15,11 @@ import keras
 import tensorflow as tf
 
 from tf_ada import ops
-from tf_ada.configs import ADAConfig, config_from_dict, config_to_dict
+from tf_ada.configs import ADAConfig
 from tf_ada.layers.quantizers import ArgmaxQuantizer, QuantizerOutput, VectorQuantizerEMA
 from tf_ada.layers.wavenet import WaveNetStack
-from tf_ada.models.wavenet import WaveNet, nll_per_timestep
+from tf_ada.models.outputs import FromConfig, ModelOutput, nll_per_timestep
+from tf_ada.models.wavenet import WaveNet
 
 
 class Encoder(keras.layers.Layer):
@@ -52,11 +53,9 @@ class Modulator(keras.layers.Layer):
 
 
 @dataclasses.dataclass
-class ADAOutput:
-    logits: tf.Tensor          # [B, T, 256]
-    nll: tf.Tensor             # scalar, nats per timestep
-    nll_per_step: tf.Tensor    # [B, T]
-    loss: tf.Tensor            # scalar: nll + the quantiser's weighted terms
+class ADAOutput(ModelOutput):
+    """An ADA's `ModelOutput`: logits `[B, T, 256]`, nll, nll_per_step `[B, T]`, loss = nll + the
+    quantiser's weighted terms, and the quantiser's own output (codes, counts, each loss term)."""
     quantizer: QuantizerOutput
 
     @property
@@ -74,7 +73,7 @@ class ADAOutput:
                 **{k: v for k, v in self.quantizer.terms.items()}}
 
 
-class ADA(keras.Model):
+class ADA(FromConfig, keras.Model):
     """An autoregressive discrete autoencoder.
 
     Args:
@@ -103,19 +102,32 @@ class ADA(keras.Model):
         self.modulator = Modulator(c.modulator, name="modulator")
         self.local = WaveNet(c.local, name="local_model")
 
-    def get_config(self):
-        return {"config": config_to_dict(self.config)}
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(config_from_dict(cfg["config"]))
-
     @property
     def polyak_variables(self) -> list:
         """Variables averaged for evaluation (see `train.polyak_variables`): the trainable weights
         and, for a VQ-VAE, the codebook (which learns by K-means, not by gradients)."""
         extra = [self.quantizer.codebook] if isinstance(self.quantizer, VectorQuantizerEMA) else []
         return list(self.trainable_variables) + extra
+
+    # --- the model contract (tf_ada/models/outputs.py) ---
+
+    @property
+    def hop(self) -> int:
+        """Audio timesteps per code (sec. 3.3)."""
+        return self.config.hop
+
+    def forward(self, x, training=False) -> ADAOutput:
+        """x int32 `[B, T]` -> its `ADAOutput` (the same as calling the model)."""
+        return self(x, training=training)
+
+    def set_hyperparameters(self, **values) -> None:
+        """Changes the quantiser's live hyperparameters (a VQ-VAE's beta and gamma, Eq. 1) without
+        recompiling the training step; PBT's explore step calls it. An AMAE takes none."""
+        if not values:
+            return
+        if not isinstance(self.quantizer, VectorQuantizerEMA):
+            raise ValueError(f"{self.name}: the {self.config.quantizer} quantiser has no live hyperparameters")
+        self.quantizer.set_hyperparameters(**values)
 
     def _check_length(self, x):
         t = x.shape[1]

@@ -15,16 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from tf_ada import ops
-from tf_ada.configs import WaveNetConfig, config_from_dict, config_to_dict
+from tf_ada.configs import WaveNetConfig
 from tf_ada.layers.wavenet import WaveNetStack
+from tf_ada.models.outputs import FromConfig, ModelOutput, from_logits, nll_per_timestep  # noqa: F401  (re-exported)
 
 
-def nll_per_timestep(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Negative log-likelihood in nats of each target: x int32 `[B, T]`, logits `[B, T, C]` -> `[B, T]`."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x, logits=logits)
-
-
-class WaveNet(keras.Model):
+class WaveNet(FromConfig, keras.Model):
     """Autoregressive WaveNet over integer symbols (mu-law audio, or codes).
 
     Args:
@@ -46,13 +42,6 @@ class WaveNet(keras.Model):
         self.start_value = ops.mu_law_silence(config.n_input_classes)
         self._generate_fns = {}
 
-    def get_config(self):
-        return {"config": config_to_dict(self.config)}
-
-    @classmethod
-    def from_config(cls, cfg):
-        return cls(config_from_dict(cfg["config"]))
-
     @property
     def receptive_field(self) -> int:
         return self.config.receptive_field
@@ -62,6 +51,24 @@ class WaveNet(keras.Model):
         x = tf.cast(x, tf.int32)
         shifted = tf.concat([tf.fill([tf.shape(x)[0], 1], self.start_value), x[:, :-1]], axis=1)
         return self.stack(shifted, bias, bias_hop=bias_hop)
+
+    # --- the model contract (tf_ada/models/outputs.py) ---
+
+    hop = 1  # timesteps per code: a WaveNet has no codes, any length is valid
+
+    def forward(self, x, training=False) -> ModelOutput:
+        """x int32 `[B, T]` -> its `ModelOutput` (loss = mean NLL; no codes)."""
+        return from_logits(x, self(x, training=training))
+
+    @property
+    def polyak_variables(self) -> list:
+        """Variables averaged for evaluation (`train.polyak_variables`): the trainable weights."""
+        return list(self.trainable_variables)
+
+    def set_hyperparameters(self, **values) -> None:
+        """A WaveNet has no hyperparameters that PBT changes during training; `values` must be empty."""
+        if values:
+            raise ValueError(f"{self.name}: no live hyperparameters {sorted(values)}")
 
     @staticmethod
     def loss_fn(y_true, logits):

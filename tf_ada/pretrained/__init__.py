@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime
 import glob
-import hashlib
 import json
 import os
 import re
@@ -124,14 +123,6 @@ def read_card(name: str, root: Optional[str] = None) -> dict:
     return card
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load(name: str, root: Optional[str] = None):
     """The shipped model `name` with its Polyak weights: (model, experiment, card).
 
@@ -160,7 +151,7 @@ def load_folder(path: str):
         fpath = os.path.join(path, fname)
         if not os.path.isfile(fpath):
             raise PretrainedError(f"{name}: {fpath} is missing")
-        if _sha256(fpath) != info["sha256"]:
+        if fileio.sha256_file(fpath) != info["sha256"]:
             raise PretrainedError(f"{name}: {fpath} is damaged (its sha256 is not the one {CARD_JSON} lists)")
     model = _build(experiment)
     _read_weights(model, os.path.join(path, WEIGHTS), name)
@@ -220,9 +211,11 @@ def wall_time(run_dir: str, pause_seconds: float = PAUSE_SECONDS) -> tuple:
     (time-stamped lines) where there is one, else its TensorBoard event times (each session's
     writer starts with an event, then one per logged step and evaluation). Gaps longer than
     `pause_seconds` (pauses between training stretches) are left out. (None, reason) if unknown."""
-    times, source = _log_times(os.path.join(run_dir, "train.log")), "train.log"
-    if len(times) < 2:
-        times, source = _event_times(os.path.join(run_dir, "tensorboard")), "TensorBoard event times"
+    # both sources, merged: a run resumed by older code has TensorBoard events from stretches that
+    # its train.log (written since issue 14) does not cover; overlapping times add nothing
+    logged, events = _log_times(os.path.join(run_dir, "train.log")), _event_times(os.path.join(run_dir, "tensorboard"))
+    times = logged + events
+    source = " and ".join(name for name, t in (("train.log", logged), ("TensorBoard event times", events)) if t)
     if len(times) < 2:
         return None, "unknown (no train.log or TensorBoard events)"
     gaps = np.diff(np.sort(np.asarray(times, np.float64)))
@@ -415,7 +408,7 @@ def export_run(run_dir: str, name: str, data_dir: str, root: Optional[str] = Non
             "weights": {"dtype": "float16" if float16 else "float32", "bytes": size,
                         "n_parameters": int(sum(int(np.prod(v.shape)) for v in model.variables)),
                         "files": {f: {"bytes": os.path.getsize(os.path.join(tmp, f)),
-                                      "sha256": _sha256(os.path.join(tmp, f))} for f in files}},
+                                      "sha256": fileio.sha256_file(os.path.join(tmp, f))} for f in files}},
             "check": {"excerpt": CHECK_EXCERPT, **where, "nll": None, "nll_run_folder": reference_nll,
                       "tolerance": CHECK_TOLERANCE},
             "exported": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "tf_ada_version": __version__,
