@@ -7,6 +7,7 @@ file and the reason, so that `tf-ada prepare` can skip the file, report it and g
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -23,8 +24,19 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import tensorflow_io as tfio  # noqa: E402  (loads the custom audio ops)
 
-# tfio's resampler retraces per input length and TensorFlow warns each time; the warning is noise here
-tf.get_logger().setLevel("ERROR")
+
+
+@contextlib.contextmanager
+def _quiet_retracing():
+    """tfio's resampler retraces per input length and TensorFlow warns each time; that warning is
+    noise here. Silenced only around the resampling call (no logging change at import time)."""
+    logger = tf.get_logger()
+    previous = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 class AudioError(Exception):
@@ -153,7 +165,8 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(path, f"invalid sample rate {rate_in}")
     audio = tf.reduce_mean(_to_float(samples), axis=1, keepdims=True)  # [T, 1], mono mix
     if rate_in != sample_rate:
-        audio = tfio.audio.resample(audio, rate_in=rate_in, rate_out=sample_rate)
+        with _quiet_retracing():
+            audio = tfio.audio.resample(audio, rate_in=rate_in, rate_out=sample_rate)
     audio = audio[:, 0].numpy()
     if not np.all(np.isfinite(audio)):
         raise AudioError(path, "decoded samples contain NaN or inf")
