@@ -1,6 +1,6 @@
-"""tf-ada: autoregressive discrete autoencoders for raw-audio music (Dieleman et al., NeurIPS 2018)."""
-import os as _os
+"""tf-ada: autoregressive discrete autoencoders for raw-audio music (Dieleman et al., NeurIPS 2018).
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of progress output
+Importing the library changes no logging settings; the entry points (`tf-ada`, the scripts in
+reproduce/ and analysis/) keep TensorFlow's start-up chatter out of their progress output."""
 
 __version__ = "0.1.0"

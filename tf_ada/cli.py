@@ -499,6 +499,7 @@ def _delegate(command: str, argv: list) -> int:
 def main(argv=None) -> int:
     """Runs one command; returns its exit code (0, 2 for bad input, 130 when interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # an entry point: TensorFlow's start-up chatter off
     if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
     try:

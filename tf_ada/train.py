@@ -184,10 +184,12 @@ class Trainer:
         path = os.path.join(self.out_dir, "experiment.json")
         experiment = experiment or runs.read_experiment(path)
         live = configs.live_hyperparameters(experiment.model)
-        mine = {k: getattr(self.experiment.model, k) for k in live if hasattr(self.experiment.model, k)}
+        # beta and gamma may differ wherever both configs have them (an AMAE ignores them)
+        mine = {k: getattr(self.experiment.model, k) for k in configs.LIVE_HYPERPARAMETERS
+                if hasattr(experiment.model, k) and hasattr(self.experiment.model, k)}
         if dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, **mine)) != self.experiment:
-            raise runs.RunError(f"{self.out_dir}: reload may change only {', '.join(configs.LIVE_HYPERPARAMETERS)} "
-                                "of the experiment")
+            raise runs.RunError(f"{self.out_dir}: reload may change only "
+                                f"{' and '.join(configs.LIVE_HYPERPARAMETERS)} of the experiment")
         self.experiment = experiment
         self.model.set_hyperparameters(**live)
         if self.is_chief:

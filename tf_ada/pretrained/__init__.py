@@ -214,6 +214,8 @@ def wall_time(run_dir: str, pause_seconds: float = PAUSE_SECONDS) -> tuple:
     # both sources, merged: a run resumed by older code has TensorBoard events from stretches that
     # its train.log (written since issue 14) does not cover; overlapping times add nothing
     logged, events = _log_times(os.path.join(run_dir, "train.log")), _event_times(os.path.join(run_dir, "tensorboard"))
+    if logged:  # event times only for what train.log does not span (its local times vs UTC epochs: no overlap)
+        events = [t for t in events if t < min(logged) or t > max(logged)]
     times = logged + events
     source = " and ".join(name for name, t in (("train.log", logged), ("TensorBoard event times", events)) if t)
     if len(times) < 2:
