@@ -199,3 +199,41 @@ def test_a_group_with_one_work_is_never_held_out_whole():
     splits = build.choose_splits(three, 0.0, seed=0)
     assert splits["quartets__q.wav"] == "train"  # the only non-piano work stays in training
     assert sorted(splits.values()) == ["eval", "train", "train"]
+
+
+def test_the_default_corpus_is_pinned_with_whole_works_per_split():
+    """Issue 10: the default corpus is the same for every build: its recordings, split and works
+    come from tf_ada/corpus/default_corpus.csv, not from the order renders finish."""
+    pinned = build.read_default_corpus()
+    assert len(pinned) == 105 and {s for s, _ in pinned.values()} == {"train", "eval"}
+    split_of_work = {}
+    for name, (split, work) in pinned.items():
+        assert split_of_work.setdefault(work, split) == split, f"{work} is in two splits"
+    held = [n for n, (s, _) in pinned.items() if s == "eval"]
+    assert any(n.startswith(("jam__", "keyboard__")) for n in held)  # solo piano held out
+    # the two renderings of K.545 i are one work, held out together
+    assert pinned["jam__classical__mozart-k545-mvt1.wav"] == pinned["keyboard__mozart__k545__movement1_exposition.wav"]
+
+
+def test_pinned_pieces_selects_them_and_names_what_is_missing():
+    pieces = [build.Piece("jam", "a.mid", "a.mid", True), build.Piece("chorales", "bach/b.mxl", "bach/b.mxl", False),
+              build.Piece("chorales", "bach/c.mxl", "bach/c.mxl", False)]
+    pinned = {"jam__a.wav": ("train", "a.mid"), "chorales__bach__c.wav": ("eval", "bach/c.mxl")}
+    assert [p.name for p in build.pinned_pieces(pieces, pinned)] == ["jam__a", "chorales__bach__c"]
+    from tf_ada.data import DataError
+    with pytest.raises(DataError, match=r"1 pinned recording\(s\) are not in the sources \(jam__gone.wav\)"):
+        build.pinned_pieces(pieces, {**pinned, "jam__gone.wav": ("train", "gone.mid")})
+    with pytest.raises(DataError, match="pinned work differs"):
+        build.pinned_pieces(pieces, {"jam__a.wav": ("train", "other.mid")})
+
+
+def test_only_the_default_build_uses_the_pinned_corpus(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(build, "require_tool", lambda name: name)
+    monkeypatch.setattr(build, "_build_locked", lambda out, hours, *a: seen.append((hours, a[-1])) or {})
+    build.build(str(tmp_path / "a"))
+    build.build(str(tmp_path / "b"), hours=1.0)
+    build.build(str(tmp_path / "c"), sources=["jam"])
+    build.build(str(tmp_path / "d"), tiny=True)
+    assert seen[0] == (build.DEFAULT_HOURS, build.read_default_corpus())
+    assert [pinned for _, pinned in seen[1:]] == [None, None, None] and seen[1][0] == 1.0

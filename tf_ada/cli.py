@@ -332,8 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     p = corpus_sub.add_parser("build", help="render real compositions with the sampled piano, then prepare")
     p.add_argument("out", help="output folder: wav/, data/ (the prepared shards), corpus.json")
-    p.add_argument("--hours", type=positive_float, default=3.0,
-                   help="all solo piano, plus other material up to this total")
+    p.add_argument("--hours", type=positive_float, default=None,
+                   help="all solo piano, plus other material up to this total (not reproducible: which pieces "
+                   "fit depends on render order); default: the pinned default corpus (tf_ada/corpus/"
+                   "default_corpus.csv, the shipped models' corpus), or 3 h for a subset of --sources")
     p.add_argument("--sources", help="comma-separated subset of jam,keyboard,chorales,quartets,palestrina")
     p.add_argument("--tiny", action="store_true", help="about one minute (two pieces), for tests")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 2, help="parallel render jobs")

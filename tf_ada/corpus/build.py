@@ -260,10 +260,47 @@ def choose_splits(pieces: Sequence[Piece], eval_fraction: float, seed: int,
     return {p.name + ".wav": ("eval" if p.work in held else "train") for p in pieces}
 
 
-def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, tiny: bool = False,
+# The default corpus, pinned (issue 10: "the same for every build"): its recordings, their split and
+# their work, one row each (name,split,work). Rendering is deterministic (the same bytes on every
+# machine), but choosing pieces up to an hour budget depends on the order renders finish, so the
+# default build renders exactly these pieces and takes their split from here. It is the corpus the
+# shipped models were trained and evaluated on (corpus hash 37d80b02c121..., their cards).
+DEFAULT_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_corpus.csv")
+DEFAULT_HOURS = 3.0  # the budget of a non-default build (a subset of sources) when none is given
+
+
+def read_default_corpus(path: str = DEFAULT_CORPUS) -> dict:
+    """{wav name: (split, work)} of the pinned default corpus."""
+    with open(path, newline="") as f:
+        return {row[0]: (row[1], row[2]) for row in csv.reader(f) if row}
+
+
+def pinned_pieces(pieces: Sequence["Piece"], pinned: dict) -> list:
+    """The pieces of the pinned corpus, in `pieces`' order; a DataError names any pinned recording
+    that no source lists (its package or score corpus changed), or whose work differs."""
+    from tf_ada import data
+    by_name = {p.name + ".wav": p for p in pieces}
+    missing = sorted(set(pinned) - set(by_name))
+    if missing:
+        raise data.DataError(f"{DEFAULT_CORPUS}: {len(missing)} pinned recording(s) are not in the sources "
+                             f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); the installed "
+                             f"{JAM_PACKAGE} or music21 corpus differs from the one the default corpus was made from")
+    wrong = [n for n in pinned if by_name[n].work != pinned[n][1]]
+    if wrong:
+        raise data.DataError(f"{DEFAULT_CORPUS}: pinned work differs from the source's for {', '.join(wrong[:5])}")
+    return [p for p in pieces if p.name + ".wav" in pinned]
+
+
+def build(out: str, hours: Optional[float] = None, sources: Sequence[str] = ALL_SOURCES, tiny: bool = False,
           jobs: int = 2, eval_fraction: float = 0.01, seed: int = 0, layers: Optional[Sequence[int]] = None,
           log=print) -> dict:
     """Builds the corpus into OUT (wav/, splits.csv, corpus.json, data/ shards); returns corpus.json.
+
+    Without `hours`, with every source, the default split settings and not `tiny`, it builds the
+    pinned default corpus (`DEFAULT_CORPUS`): the same recordings, split and works on every build,
+    so its corpus hash is the shipped models'. With `hours` (or a subset of sources), all solo piano
+    plus other material up to that total (default `DEFAULT_HOURS`), split by `choose_splits`; which
+    pieces make the budget depends on the order renders finish, so such a build is not reproducible.
 
     OUT is locked while the build runs. The build only ever removes or replaces files in OUT/wav
     that a build wrote (each name is recorded in OUT/.corpus-wav-files before its file is written);
@@ -278,8 +315,12 @@ def build(out: str, hours: float = 3.0, sources: Sequence[str] = ALL_SOURCES, ti
     unknown = set(sources) - set(ALL_SOURCES)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; choose from {ALL_SOURCES}")
+    default = (hours is None and not tiny and set(sources) == set(ALL_SOURCES) and eval_fraction == 0.01
+               and seed == 0)
+    pinned = read_default_corpus() if default else None
     with fileio.FolderLock(out, "corpus build"):
-        return _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, log)
+        return _build_locked(out, DEFAULT_HOURS if hours is None else hours, sources, tiny, jobs, eval_fraction,
+                             seed, layers, log, pinned)
 
 
 OWNED_WAVS = ".corpus-wav-files"
@@ -308,8 +349,26 @@ def _record_wav(out: str, name: str) -> None:
         os.fsync(f.fileno())
 
 
-def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, log) -> dict:
-    """`build` with OUT locked."""
+def _pieces_to_render(sources, tiny: bool, pinned: Optional[dict]) -> list:
+    """The tiny pieces, the pinned default corpus's pieces, or every piece of `sources`."""
+    if tiny:
+        return [Piece(s, k, k, True) for s, k in TINY_PIECES]
+    pieces = list_pieces(sources)
+    return pieces if pinned is None else pinned_pieces(pieces, pinned)
+
+
+def _splits(results, pinned: Optional[dict], failed: dict, eval_fraction: float, seed: int, log) -> dict:
+    """{wav name: split} of the rendered pieces: the pinned ones', else `choose_splits`'."""
+    if pinned is None:
+        return choose_splits([p for p, _ in results], eval_fraction, seed, {p.name: sec for p, sec in results})
+    if failed:
+        log(f"corpus: WARNING: {len(failed)} pinned piece(s) failed to render, so this is not the default "
+            "corpus (its hash differs from the shipped models' cards)")
+    return {p.name + ".wav": pinned[p.name + ".wav"][0] for p, _ in results}
+
+
+def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, log, pinned=None) -> dict:
+    """`build` with OUT locked; `pinned` ({name: (split, work)}): render exactly those pieces."""
     from tf_ada import data
     wav_dir = os.path.join(out, "wav")
     owned = _owned_wavs(out)
@@ -320,15 +379,13 @@ def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, 
                              f"move them away or build into another folder")
     layers = layers or ((4, 8, 12, 16) if tiny else piano.ALL_LAYERS)
     sf2 = piano.build_soundfont(layers, jobs=jobs, log=log)
-    if tiny:
-        pieces = [Piece(s, k, k, True) for s, k in TINY_PIECES]
-    else:
-        pieces = list_pieces(sources)
+    pieces = _pieces_to_render(sources, tiny, pinned)
     cache = cache_dir("renders")
     # all solo piano first; then, while under the budget, the next piece of whichever other
     # source has the fewest hours so far (in-flight pieces counted at their source's mean length)
-    solo = [p for p in pieces if p.solo]
-    others = {src: [p for p in pieces if p.source == src and not p.solo] for src in sources}
+    solo = list(pieces) if pinned is not None else [p for p in pieces if p.solo]
+    others = {} if pinned is not None else \
+        {src: [p for p in pieces if p.source == src and not p.solo] for src in sources}
     others = {src: list(reversed(q)) for src, q in others.items() if q}
     budget = hours * 3600.0
     done_seconds, results, failed = 0.0, [], {}
@@ -384,7 +441,7 @@ def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, 
                 count_by_source[p.source] = count_by_source.get(p.source, 0) + 1
                 progress.update(1 if tiny else seconds, note=f"{len(results)} pieces")
     built = [p for p, _ in results]
-    splits = choose_splits(built, eval_fraction, seed, {p.name: sec for p, sec in results})
+    splits = _splits(results, pinned, failed, eval_fraction, seed, log)
     works = {p.name + ".wav": p.work for p in built}
     rows = io.StringIO()
     csv.writer(rows).writerows(sorted((name, split, works[name]) for name, split in splits.items()))
