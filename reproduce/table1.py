@@ -23,14 +23,16 @@ import json
 import os
 import sys
 import time
+from typing import Optional
 
 from reproduce import paper, report
 from tf_ada import configs, data, fileio, ops
 from tf_ada.audio import save_wav
 
 
-def default_data(scale: str, log=print, hours: float = 3.0) -> str:
-    """The built-in corpus for this scale (tiny: the one-minute build), built if missing."""
+def default_data(scale: str, log=print, hours: Optional[float] = None) -> str:
+    """The built-in corpus for this scale (tiny: the one-minute build), built if missing: the pinned
+    default corpus unless `hours` is given (tf_ada/corpus/build.py)."""
     from tf_ada.corpus import build
     out = os.path.join("runs", "corpus-tiny" if scale == "tiny" else "corpus")
     if not os.path.exists(os.path.join(out, "data", data.MANIFEST)):

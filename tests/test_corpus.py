@@ -237,3 +237,14 @@ def test_only_the_default_build_uses_the_pinned_corpus(tmp_path, monkeypatch):
     build.build(str(tmp_path / "d"), tiny=True)
     assert seen[0] == (build.DEFAULT_HOURS, build.read_default_corpus())
     assert [pinned for _, pinned in seen[1:]] == [None, None, None] and seen[1][0] == 1.0
+
+
+def test_the_scripts_default_data_is_the_pinned_corpus(tmp_path, monkeypatch):
+    """`make demo` and the reproduce scripts build the corpus through table1.default_data: without
+    --hours it must be the pinned default (a fresh demo once built another corpus than the cards')."""
+    from reproduce import table1
+    calls = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(build, "build", lambda out, **kw: calls.append(kw))
+    table1.default_data("cpu")
+    assert calls == [{"hours": None, "tiny": False, "log": print}]

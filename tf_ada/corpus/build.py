@@ -392,7 +392,8 @@ def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, 
     seconds_by_source: dict = {}
     count_by_source: dict = {}
     in_flight: dict = {}
-    progress = Progress(len(solo) if tiny else budget, "corpus", unit="pieces" if tiny else "s of music",
+    by_piece = tiny or pinned is not None  # progress in pieces (no budget), else in seconds of music
+    progress = Progress(len(solo) if by_piece else budget, "corpus", unit="pieces" if by_piece else "s of music",
                         interval=10.0)
     solo_queue = list(reversed(solo))
 
@@ -439,7 +440,7 @@ def _build_locked(out, hours, sources, tiny, jobs, eval_fraction, seed, layers, 
                 done_seconds += seconds
                 seconds_by_source[p.source] = seconds_by_source.get(p.source, 0.0) + seconds
                 count_by_source[p.source] = count_by_source.get(p.source, 0) + 1
-                progress.update(1 if tiny else seconds, note=f"{len(results)} pieces")
+                progress.update(1 if by_piece else seconds, note=f"{len(results)} pieces")
     built = [p for p, _ in results]
     splits = _splits(results, pinned, failed, eval_fraction, seed, log)
     works = {p.name + ".wav": p.work for p in built}
