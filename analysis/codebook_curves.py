@@ -10,26 +10,15 @@ the same numbers as a table (markdown), so a report can quote them.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 
 
 def batch_curves(run_dir: str) -> dict:
-    """{tag: [(step, value)]} of the training batch's `codes_in_use` and `perplexity` scalars."""
-    import tensorflow as tf
-    out = {"codes_in_use": {}, "perplexity": {}}
-    for path in sorted(glob.glob(os.path.join(run_dir, "tensorboard", "**", "events.out.tfevents.*"), recursive=True)):
-        try:
-            for event in tf.compat.v1.train.summary_iterator(path):
-                for v in event.summary.value:
-                    tag = v.tag.split("/")[-1]
-                    if tag in out and "eval" not in v.tag and "train_" not in v.tag:
-                        value = v.simple_value if v.HasField("simple_value") else float(tf.make_ndarray(v.tensor))
-                        out[tag][int(event.step)] = value  # a resumed run's repeated step keeps the newest
-        except tf.errors.DataLossError:
-            continue
-    return {tag: sorted(d.items()) for tag, d in out.items()}
+    """{"codes_in_use" | "perplexity": [(step, value)]} of the training batch (TensorBoard's
+    train/ scalars, read by `codebook_health.tensorboard_scalars`)."""
+    from analysis.codebook_health import tensorboard_scalars
+    return {tag.split("/")[-1]: points for tag, points in tensorboard_scalars(run_dir).items()}
 
 
 def eval_points(run_dir: str) -> list:

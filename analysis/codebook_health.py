@@ -176,13 +176,12 @@ def plot_compare(runs: dict, path: str) -> None:
 def tensorboard_scalars(run_dir: str, tags=("train/codes_in_use", "train/perplexity")) -> dict:
     """{tag: [(step, value), ...]} read from a Trainer run folder's TensorBoard events (the train
     scalars are means over each `log_every` interval)."""
-    import glob
+    from tf_ada.runs import tensorboard_events
     out = {tag: {} for tag in tags}
-    for path in sorted(glob.glob(os.path.join(run_dir, "tensorboard", "events.out.tfevents.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                if value.tag in out:
-                    out[value.tag][event.step] = float(tf.make_ndarray(value.tensor))
+    for event in tensorboard_events(os.path.join(run_dir, "tensorboard")):
+        for value in event.summary.value:
+            if value.tag in out:  # a resumed run's repeated step keeps the newest
+                out[value.tag][int(event.step)] = float(tf.make_ndarray(value.tensor))
     return {tag: sorted(points.items()) for tag, points in out.items()}
 
 

@@ -640,14 +640,6 @@ def assign_splits(recs: Iterable[Recording], eval_fraction: float, seed: int,
     return out
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def prepare(src: str, out: str, options: PrepareOptions = PrepareOptions(),
             log: Callable[[str], None] = print) -> Manifest:
     """Turns a folder of recordings into shards of 8-bit mu-law audio (`tf-ada prepare SRC OUT`).
@@ -743,7 +735,7 @@ def _prepare_into(writer: ShardWriter, src: str, recs: list, options: PrepareOpt
             codes = ops.mu_law_encode(audio).numpy()
             writer.add(rec.name, planned[rec.name], codes, {
                 "source": os.path.abspath(rec.path), "piece": rec.piece,
-                "duration_seconds": round(n / options.sample_rate, 4), "sha256": _sha256(rec.path), **level})
+                "duration_seconds": round(n / options.sample_rate, 4), "sha256": fileio.sha256_file(rec.path), **level})
             faults.point("file-added")
             audio_seconds += n / options.sample_rate
         except AudioError as e:

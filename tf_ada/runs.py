@@ -27,6 +27,17 @@ class RunError(ValueError):
     and the problem."""
 
 
+def tensorboard_events(tb_dir: str):
+    """Every event of the TensorBoard files in `tb_dir` (a run folder's tensorboard/), file by file
+    in name order; a file still being written yields its complete events."""
+    import glob
+    for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
+        try:
+            yield from tf.compat.v1.train.summary_iterator(path)
+        except tf.errors.DataLossError:
+            continue
+
+
 def read_experiment(path: str) -> Experiment:
     """Reads an experiment file (`experiment.json` or one given to `tf-ada train --experiment`).
 

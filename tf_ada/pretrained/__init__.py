@@ -33,7 +33,6 @@ A shipped model is a folder `tf_ada/pretrained/<name>/` (package data, see setup
 from __future__ import annotations
 
 import datetime
-import glob
 import json
 import os
 import re
@@ -241,14 +240,8 @@ def _log_times(path: str) -> list:
 
 
 def _event_times(tb_dir: str) -> list:
-    import tensorflow as tf
-    out = []
-    for path in sorted(glob.glob(os.path.join(tb_dir, "events.out.tfevents.*"))):
-        try:
-            out += [e.wall_time for e in tf.compat.v1.train.summary_iterator(path)]
-        except tf.errors.DataLossError:  # a file being written: its complete events were read
-            continue
-    return out
+    from tf_ada.runs import tensorboard_events
+    return [e.wall_time for e in tensorboard_events(tb_dir)]
 
 
 def nll_trend(history: list, per_steps: int = 1000) -> dict:
