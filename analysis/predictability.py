@@ -8,14 +8,20 @@ add-one-smoothed symbol frequencies of the training data.
 Every point is meant to be a converged value of the data's predictability, not of the optimiser:
 
 * Convergence test: every `eval_every` steps the NLL on a validation part of the training
-  sequences (the last 10% of each, never the evaluation data) is measured; training stops when
-  it has not improved by more than `tol` (1e-4 nats) for `patience` consecutive measurements,
-  and the best weights are kept. A point that reaches `max_steps` first is reported as not
-  converged (`converged` = False in the CSV).
+  sequences (the last 10% of each, never the evaluation data) is measured. A plateau is
+  `patience` consecutive measurements without an improvement of more than `tol` (1e-4 nats):
+  training then goes on from the best weights at half the learning rate; the third plateau
+  after three halvings (`max_decays`) ends it as converged, and the best weights are kept. A
+  point that reaches `max_steps` first is reported as not converged (`converged` = False in the
+  CSV). (The first version stopped at the first plateau at full rate: a warm-started r whose
+  fresh Adam state knocked it off its start could stop after 500 steps having learnt nothing,
+  which made the profile flat beyond r = 4, a property of the optimiser, not of the data.)
 * Warm start (default): r is initialised from the trained predictor of the previous r, its taps
   moved to the same lags and the new, longer lags set to zero, so it starts out computing exactly
   the previous r's function; the validation NLL it starts from is the first "best", so a longer
-  filter never ends worse on validation than the shorter one it can represent.
+  filter never ends worse on validation than the shorter one it can represent. Its learning rate
+  ramps up linearly over the first `eval_every` steps (a fresh Adam's first updates move every
+  weight by about the learning rate, whatever its gradient).
 * Check: training NLL should be non-increasing in r. Each r > the first carries the paired
   difference to the previous r (`train_nll_change`, per-sequence sums, SE clustered by work) and
   `non_increasing`: "rises" when the rise exceeds two standard errors, else "ok".
@@ -132,29 +138,40 @@ def _build(r, n_classes, hidden, seed, init=None):
     }
 
 
-def _logits(params, x, r, n_targets):
-    """x int32 `[B, r + n_targets]` -> logits `[B, n_targets, n_classes]` for x[:, r:]."""
+def _logits(params, x, r, n_targets, chunk_floats: int = 1 << 24):
+    """x int32 `[B, r + n_targets]` -> logits `[B, n_targets, n_classes]` for x[:, r:].
+
+    The tap sum h[b, t] = sum_j taps[j, x[b, t + j]] is one gather from the taps flattened to
+    `[r * n_classes, hidden]` at index j * n_classes + x[b, t + j], summed over j; taps are taken
+    in chunks so that a gathered block holds at most `chunk_floats` values. (A loop of one gather
+    per tap made each tap's gradient a dense `[r, n_classes, hidden]` tensor: O(r^2) per step.)"""
     import tensorflow as tf
     taps = params["taps"]
-
-    def body(j, h):  # tap j reads the symbol r - j steps before each target
-        return j + 1, h + tf.gather(taps[j], x[:, j:j + n_targets])
-
-    h0 = tf.zeros([tf.shape(x)[0], n_targets, taps.shape[-1]])
-    _, h = tf.while_loop(lambda j, h: j < r, body, (tf.constant(0), h0))
+    n_classes, hidden = taps.shape[1], taps.shape[2]
+    frames = tf.signal.frame(x[:, :r + n_targets - 1], r, 1, axis=1)  # [B, n_targets, r]: x[b, t + j]
+    batch = tf.shape(x)[0]
+    per_tap = 64 * n_targets * hidden  # floats per tap for a batch of 64 windows (a bound, not exact)
+    chunk = max(1, min(r, chunk_floats // per_tap))
+    h = tf.zeros([batch, n_targets, hidden])
+    for j0 in range(0, r, chunk):
+        j1 = min(r, j0 + chunk)
+        table = tf.reshape(taps[j0:j1], [(j1 - j0) * n_classes, hidden])
+        idx = frames[:, :, j0:j1] + tf.range(j1 - j0, dtype=frames.dtype) * n_classes
+        h += tf.reduce_sum(tf.gather(table, idx), axis=2)
     h = tf.nn.relu(h + params["b1"])
     h = tf.nn.relu(tf.matmul(h, params["w2"]) + params["b2"])
     return tf.matmul(h, params["w3"]) + params["b3"]
 
 
 def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, learning_rate, max_steps,
-             eval_every, patience, seed, log, init=None, tol=1e-4):
+             eval_every, patience, seed, log, init=None, tol=1e-4, max_decays=3):
     import tensorflow as tf
     rng = np.random.default_rng(seed)
     windows = _Windows(train, r + n_targets, rng)
     params = _build(r, n_classes, hidden, seed, init)
     variables = list(params.values())
-    opt = tf.keras.optimizers.Adam(learning_rate)
+    opt = tf.keras.optimizers.Adam(learning_rate)  # its learning_rate is a variable the step reads
+    lr = opt.learning_rate
 
     @tf.function(reduce_retracing=True)
     def train_step(x):
@@ -187,9 +204,11 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
     valid_w, train_w, eval_w = (_all_windows(s, r, n_targets) for s in (valid, train, eval_))
     # the starting point is the first "best": a warm-started r never ends worse on validation
     best, best_values, bad, step = mean_nll(valid_w, len(valid)), [v.numpy() for v in variables], 0, 0
-    t0 = time.monotonic()
+    t0, rate, decays, converged = time.monotonic(), learning_rate, 0, False
     while step < max_steps:
         for _ in range(eval_every):
+            if init is not None and step < eval_every:  # warm start: a fresh Adam's first steps move
+                lr.assign(rate * (step + 1) / eval_every)  # every weight by ~lr; ramp up instead
             train_step(windows.batch(batch_size))
             step += 1
         v = mean_nll(valid_w, len(valid))
@@ -197,18 +216,25 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
             best, best_values, bad = v, [var.numpy() for var in variables], 0
         else:
             bad += 1
-            if bad >= patience:
-                break
+            if bad >= patience:  # a plateau: go on from the best weights at half the rate
+                if decays == max_decays:
+                    converged = True
+                    break
+                decays, bad, rate = decays + 1, 0, rate / 2
+                lr.assign(rate)
+                for var, val in zip(variables, best_values):
+                    var.assign(val)
     for var, val in zip(variables, best_values):
         var.assign(val)
     train_units, eval_units = unit_sums(train_w, len(train)), unit_sums(eval_w, len(eval_))
     result = {"train_nll": float(train_units[0].sum() / train_units[1].sum()),
               "eval_nll": float(eval_units[0].sum() / eval_units[1].sum()), "valid_nll": best, "steps": step,
-              "converged": bad >= patience, "seconds": time.monotonic() - t0,
+              "converged": converged, "lr_halvings": decays, "seconds": time.monotonic() - t0,
               "units": {"train": train_units, "eval": eval_units},
               "weights": {k: v.numpy() for k, v in params.items()}}
     log(f"profile: r={r:5d} train {result['train_nll']:.4f} eval {result['eval_nll']:.4f} nats "
-        f"({step} steps, {'early-stopped' if result['converged'] else 'step limit'}, {result['seconds']:.0f}s)")
+        f"({step} steps, {'converged' if converged else 'step limit'}, {decays} rate halvings, "
+        f"{result['seconds']:.0f}s)")
     return result
 
 

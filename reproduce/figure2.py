@@ -29,7 +29,7 @@ SETTINGS = {  # per scale: receptive fields and training budget of the profile m
     "tiny": dict(audio_rf=[0, 1, 2, 4], codes_rf=[0, 1, 2, 4], max_train=20_000, max_eval=5_000, hidden=16,
                  max_steps=200),
     "cpu": dict(audio_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128], codes_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128],
-                max_train=2_000_000, max_eval=1_000_000, hidden=64, max_steps=4000),
+                max_train=2_000_000, max_eval=1_000_000, hidden=64, max_steps=20000),
     "paper": dict(audio_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
                   codes_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], max_train=20_000_000,
                   max_eval=1_000_000, hidden=256, max_steps=20000),

@@ -67,3 +67,28 @@ def test_bfloat16_cached_steps_equal_its_full_forward(name):
     got = np.stack(got, 1)
     # the same bfloat16 products in another order: within a few bfloat16 roundings of the logits' scale
     np.testing.assert_allclose(got, full, atol=0.03 * max(1.0, np.abs(full).max()))
+
+
+def test_bfloat16_head_takes_its_last_product_in_float32():
+    # h = relu(0 * s + 1) = 1 exactly (bfloat16-exact) and a last kernel of 1 + 2^-10, which
+    # bfloat16 rounds to 1: a float32 product gives skip_channels * (1 + 2^-10), a bfloat16 one
+    # skip_channels
+    cfg = CASES["k2_bias"]
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        net = WaveNet(cfg)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    x, bias = random_input(cfg, 1, 8)
+    net(x, bias)
+    stack = net.stack
+    stack.head_kernel_1.assign(tf.zeros_like(stack.head_kernel_1))
+    stack.head_bias_1.assign(tf.ones_like(stack.head_bias_1))
+    stack.head_kernel_2.assign(tf.fill(stack.head_kernel_2.shape, 1.0 + 2.0 ** -10))
+    logits = net(x, bias)
+    assert logits.dtype == tf.float32
+    expected = cfg.skip_channels * (1.0 + 2.0 ** -10)
+    np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-6)
+    _, state = net.step(net.init_state(1), None, bias[:, 0])
+    step_logits, _ = net.step(state, x[:, 0], bias[:, 1])  # the cached path shares the head
+    np.testing.assert_allclose(step_logits.numpy(), expected, rtol=1e-6)

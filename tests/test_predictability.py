@@ -132,6 +132,38 @@ def test_warm_start_computes_the_shorter_filter_exactly():
                                atol=1e-6)
 
 
+def test_tap_sum_equals_the_one_hot_convolution_in_any_chunking():
+    # numpy reference: h[b, t] = sum_j taps[j, x[b, t + j]] (a length-r convolution of one-hot
+    # inputs), then the two-layer head; chunks of one tap and of all taps give the same logits
+    from analysis.predictability import _build, _logits
+    import tensorflow as tf
+    r, c, hidden, n = 6, 5, 4, 7
+    p = _build(r, c, hidden, seed=3)
+    x = np.random.default_rng(1).integers(0, c, (3, r + n)).astype(np.int32)
+    taps = p["taps"].numpy()
+    h = np.zeros((3, n, hidden))
+    for b in range(3):
+        for t in range(n):
+            h[b, t] = sum(taps[j, x[b, t + j]] for j in range(r))
+    relu = lambda a: np.maximum(a, 0)
+    h = relu(relu(h + p["b1"].numpy()) @ p["w2"].numpy() + p["b2"].numpy())
+    want = h @ p["w3"].numpy() + p["b3"].numpy()
+    for chunk_floats in (1, 64 * n * hidden * 2, 1 << 24):  # 1 tap, 2 taps, all taps per gather
+        np.testing.assert_allclose(_logits(p, tf.constant(x), r, n, chunk_floats).numpy(), want, rtol=1e-5,
+                                   atol=1e-5)
+
+
+def test_warm_started_r_learns_what_the_shorter_one_cannot():
+    # an order-3 Markov chain: r = 1 cannot see the dependence, r = 3 warm-started from it must
+    # learn it (the first version's stop at the first plateau could end r = 3 where it started)
+    rng = np.random.default_rng(7)
+    t = rng.dirichlet(np.ones(4) * 0.2, size=64)
+    seqs = [markov(3, 4, 4000, rng, t) for _ in range(6)]
+    res = profile(seqs[:4], seqs[4:], [1, 3], 4, hidden=32, max_steps=6000, log=lambda s: None)
+    assert res[1]["train_nll"] < res[0]["train_nll"] - 0.1
+    assert res[1]["converged"]
+
+
 def test_profile_reports_standard_errors_and_the_non_increasing_check():
     from analysis.predictability import non_increasing
     rng = np.random.default_rng(4)

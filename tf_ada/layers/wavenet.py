@@ -213,9 +213,12 @@ class WaveNetStack(keras.layers.Layer):
         self.head_kernel_1 = self.add_weight(name="head_kernel_1", shape=(c.skip_channels, c.skip_channels),
                                              initializer=fan)
         self.head_bias_1 = self.add_weight(name="head_bias_1", shape=(c.skip_channels,), initializer="zeros")
+        # the last product stays float32 under a mixed policy (autocast off): its outputs are the
+        # logits of the softmax, the quantiser's queries or the next network's biases (issue 12)
         self.head_kernel_2 = self.add_weight(name="head_kernel_2", shape=(c.skip_channels, c.output_channels),
-                                             initializer=fan)
-        self.head_bias_2 = self.add_weight(name="head_bias_2", shape=(c.output_channels,), initializer="zeros")
+                                             initializer=fan, autocast=False)
+        self.head_bias_2 = self.add_weight(name="head_bias_2", shape=(c.output_channels,), initializer="zeros",
+                                           autocast=False)
         self.built = True
 
     def get_config(self):
@@ -247,10 +250,11 @@ class WaveNetStack(keras.layers.Layer):
 
     def head(self, zs: list[tf.Tensor]) -> tf.Tensor:
         """Skip sum and output head; the output is float32 whatever the compute dtype (logits
-        go to the softmax, queries to the quantiser, biases to the next network)."""
+        go to the softmax, queries to the quantiser, biases to the next network): the skip and
+        first head products run in the compute dtype, the last one in float32 on float32 weights."""
         s = tf.matmul(tf.concat(zs, -1), _cast(self, self.skip_kernel)) + _cast(self, self.skip_bias)
         h = tf.nn.relu(tf.matmul(tf.nn.relu(s), _cast(self, self.head_kernel_1)) + _cast(self, self.head_bias_1))
-        return tf.cast(tf.matmul(h, _cast(self, self.head_kernel_2)) + _cast(self, self.head_bias_2), tf.float32)
+        return tf.matmul(tf.cast(h, tf.float32), self.head_kernel_2) + self.head_bias_2
 
     def call(self, x: tf.Tensor, bias: Optional[tf.Tensor] = None, bias_hop: int = 1) -> tf.Tensor:
         """Full forward.
