@@ -1,0 +1,230 @@
+"""Objective fidelity and musicality measures (tf_ada/fidelity.py) on known numbers."""
+import numpy as np
+import pytest
+
+from tf_ada import fidelity
+
+SR = fidelity.SAMPLE_RATE
+
+
+def _random_spd(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+# --- mel filterbank and log-mel --------------------------------------------------------------
+
+def test_mel_filterbank_shape_nonnegative_and_ordered():
+    fb = fidelity.mel_filterbank()
+    assert fb.shape == (fidelity.MEL_FRAME // 2 + 1, fidelity.N_MELS)
+    assert np.all(fb >= 0) and np.all(fb <= 1)
+    assert np.all(fb.max(axis=0) > 0.5)  # no empty filter
+    peaks = fb.argmax(axis=0)
+    assert np.all(np.diff(peaks) > 0)  # each filter peaks above the previous one
+    freqs = np.fft.rfftfreq(fidelity.MEL_FRAME, 1.0 / SR)
+    assert freqs[peaks[0]] < 100 and freqs[peaks[-1]] > 7000
+    # a filter covers only the bins between its two neighbours' centres
+    support = fb > 0
+    assert np.all(support.sum(axis=0) >= 1)
+
+
+def test_mel_scale_round_trip():
+    hz = np.array([0.0, 20.0, 440.0, 1000.0, 8000.0])
+    np.testing.assert_allclose(fidelity.mel_to_hz(fidelity.hz_to_mel(hz)), hz, atol=1e-9)
+    assert fidelity.hz_to_mel(1000.0) == pytest.approx(999.99, abs=0.1)  # HTK: 1000 Hz ~ 1000 mel
+
+
+def test_log_mel_sine_peaks_in_its_band_and_silence_sits_at_the_floor():
+    t = np.arange(SR) / SR
+    lm = fidelity.log_mel(0.5 * np.sin(2 * np.pi * 1000.0 * t))
+    assert lm.shape == (1 + (SR - fidelity.MEL_FRAME) // fidelity.MEL_HOP, fidelity.N_MELS)
+    fb = fidelity.mel_filterbank()
+    freqs = np.fft.rfftfreq(fidelity.MEL_FRAME, 1.0 / SR)
+    assert abs(freqs[fb[:, lm.mean(0).argmax()].argmax()] - 1000.0) < 60
+    silent = fidelity.log_mel(np.zeros(4000))
+    np.testing.assert_allclose(silent, np.log(fidelity.LOG_FLOOR))
+
+
+# --- matrix square root and Frechet distance --------------------------------------------------
+
+def test_sqrtm_psd_squares_back_and_matches_a_numpy_reference():
+    rng = np.random.default_rng(0)
+    s = _random_spd(rng, 6)
+    root = fidelity.sqrtm_psd(s)
+    np.testing.assert_allclose(root @ root, s, atol=1e-10)
+    np.testing.assert_allclose(root, root.T, atol=1e-12)
+    assert np.all(np.linalg.eigvalsh(root) >= 0)
+    # reference: Denman-Beavers iteration, numpy only
+    y, z = s.copy(), np.eye(6)
+    for _ in range(50):
+        y, z = 0.5 * (y + np.linalg.inv(z)), 0.5 * (z + np.linalg.inv(y))
+    np.testing.assert_allclose(root, y, atol=1e-8)
+
+
+def test_sqrtm_psd_matches_scipy_when_available():
+    linalg = pytest.importorskip("scipy.linalg")
+    s = _random_spd(np.random.default_rng(1), 8)
+    np.testing.assert_allclose(fidelity.sqrtm_psd(s), np.real(linalg.sqrtm(s)), atol=1e-8)
+
+
+def test_sqrtm_psd_clips_round_off_negative_eigenvalues():
+    v = np.linalg.qr(np.random.default_rng(2).normal(size=(4, 4)))[0]
+    s = (v * np.array([1.0, 0.5, 0.0, -1e-14])) @ v.T  # singular, with a round-off negative eigenvalue
+    root = fidelity.sqrtm_psd(s)
+    assert np.all(np.isfinite(root))
+    np.testing.assert_allclose(root @ root, (v * np.array([1.0, 0.5, 0.0, 0.0])) @ v.T, atol=1e-10)
+
+
+def test_frechet_distance_closed_forms():
+    # 1-d: (m1 - m2)^2 + (s1 - s2)^2
+    assert fidelity.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+    # diagonal covariances: |dm|^2 + sum (sqrt(a) - sqrt(b))^2
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    dm = np.array([1.0, -2.0, 0.5])
+    expected = dm @ dm + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert fidelity.frechet_distance(dm, np.diag(a), np.zeros(3), np.diag(b)) == pytest.approx(expected)
+    # commuting covariances (shared eigenvectors): sum (sqrt(lambda_a) - sqrt(lambda_b))^2
+    v = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))[0]
+    d = fidelity.frechet_distance(np.zeros(3), (v * a) @ v.T, np.zeros(3), (v * b) @ v.T)
+    assert d == pytest.approx(np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
+
+
+def test_frechet_distance_general_case_matches_the_non_symmetric_formula():
+    rng = np.random.default_rng(4)
+    sa, sb = _random_spd(rng, 5), _random_spd(rng, 5)
+    ma, mb = rng.normal(size=5), rng.normal(size=5)
+    eigenvalues = np.linalg.eigvals(sa @ sb)  # real, positive for SPD products
+    expected = np.sum((ma - mb) ** 2) + np.trace(sa) + np.trace(sb) - 2 * np.sum(np.sqrt(eigenvalues.real))
+    assert fidelity.frechet_distance(ma, sa, mb, sb) == pytest.approx(expected, rel=1e-9)
+    assert fidelity.frechet_distance(ma, sa, ma, sa) == pytest.approx(0.0, abs=1e-9)
+    assert fidelity.frechet_distance(ma, sa, mb, sb) == pytest.approx(fidelity.frechet_distance(mb, sb, ma, sa))
+
+
+def test_frechet_features_of_two_known_gaussians():
+    rng = np.random.default_rng(5)
+    ma, mb = np.array([0.0, 0.0]), np.array([1.0, 2.0])
+    sa, sb = np.diag([1.0, 4.0]), np.diag([4.0, 1.0])
+    clips_a = [rng.multivariate_normal(ma, sa, size=2000) for _ in range(20)]
+    clips_b = [rng.multivariate_normal(mb, sb, size=2000) for _ in range(20)]
+    out = fidelity.frechet_features(clips_a, clips_b, n_bootstrap=50)
+    expected = 5.0 + (1 - 2) ** 2 + (2 - 1) ** 2  # |dm|^2 + sum (sqrt a - sqrt b)^2 = 7
+    assert out["value"] == pytest.approx(expected, abs=4 * out["se"] + 0.05)
+    assert 0 < out["se"] < 0.3
+    assert out["n_frames_a"] == 40000 and out["n_clips_b"] == 20
+
+
+def test_frechet_log_mel_of_identical_sets_is_zero():
+    rng = np.random.default_rng(6)
+    clips = [0.1 * rng.normal(size=SR // 2) for _ in range(4)]
+    out = fidelity.frechet_log_mel(clips, clips, n_bootstrap=0)
+    assert out["value"] == pytest.approx(0.0, abs=1e-6)
+    # and a set of sines is far from a set of noises
+    t = np.arange(SR // 2) / SR
+    sines = [0.3 * np.sin(2 * np.pi * f * t) for f in (220.0, 330.0, 440.0, 550.0)]
+    assert fidelity.frechet_log_mel(sines, clips, n_bootstrap=0)["value"] > 100
+
+
+def test_bootstrap_se_shrinks_with_more_clips():
+    rng = np.random.default_rng(7)
+
+    def clips(n, shift):
+        # each clip has its own offset (between-clip variation, as pieces do), frames around it
+        return [rng.normal(size=(50, 3)) + shift + 0.5 * rng.normal(size=3) for _ in range(n)]
+
+    few = fidelity.frechet_features(clips(8, 0.0), clips(8, 0.5), n_bootstrap=100, seed=0)
+    many = fidelity.frechet_features(clips(128, 0.0), clips(128, 0.5), n_bootstrap=100, seed=0)
+    assert many["se"] < 0.5 * few["se"]
+
+
+def test_bootstrap_is_reproducible_with_a_seed():
+    rng = np.random.default_rng(8)
+    a = [rng.normal(size=(30, 2)) for _ in range(6)]
+    b = [rng.normal(size=(30, 2)) + 1 for _ in range(6)]
+    assert fidelity.frechet_features(a, b, 20, seed=1) == fidelity.frechet_features(a, b, 20, seed=1)
+    assert fidelity.frechet_features(a, b, 20, seed=1)["se"] != fidelity.frechet_features(a, b, 20, seed=2)["se"]
+
+
+def test_split_halves_keeps_pieces_together():
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e"]
+    ia, ib = fidelity.split_halves(groups, seed=0)
+    assert sorted(np.concatenate([ia, ib]).tolist()) == list(range(len(groups)))
+    assert not {groups[i] for i in ia} & {groups[i] for i in ib}
+    with pytest.raises(ValueError):
+        fidelity.split_halves(["a", "a"])
+
+
+def test_real_baseline_reports_disjoint_halves():
+    rng = np.random.default_rng(9)
+    clips = [0.1 * rng.normal(size=SR // 4) for _ in range(6)]
+    out = fidelity.real_baseline(clips, groups=["p", "p", "q", "q", "r", "s"], n_bootstrap=5)
+    assert not set(out["groups_a"]) & set(out["groups_b"])
+    assert out["value"] >= 0 and np.isfinite(out["se"])
+
+
+# --- note measures ----------------------------------------------------------------------------
+
+C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
+
+
+def _scale(pitches, step=0.5, repeats=2):
+    return np.array([[i * step, (i + 1) * step, p] for i, p in enumerate(list(pitches) * repeats)])
+
+
+def test_pitch_class_histogram_by_hand():
+    notes = np.array([[0.0, 1.0, 60], [0.0, 2.0, 72], [1.0, 1.5, 61]])
+    hist = fidelity.pitch_class_histogram(notes, normalize=False)
+    np.testing.assert_allclose(hist[:2], [3.0, 0.5])
+    assert hist[2:].sum() == 0
+    np.testing.assert_allclose(fidelity.pitch_class_histogram(notes).sum(), 1.0)
+    assert np.all(fidelity.pitch_class_histogram(np.zeros((0, 3))) == 0)
+
+
+def test_c_major_scale_has_a_stable_key_of_c():
+    notes = _scale(C_MAJOR_SCALE)
+    out = fidelity.key_stability(notes, seconds=8.0)
+    assert out["key"] == "C major"
+    assert out["key_change_rate"] == 0.0
+    assert out["key_clarity"] > 0.8
+    assert out["n_windows"] == 3  # windows at 0, 2, 4 s of a 8 s clip
+    # transposed to G: the key follows
+    assert fidelity.key_stability(notes + [0, 0, 7], seconds=8.0)["key"] == "G major"
+    # the key profiles: C major's own profile correlates 1 with C major
+    assert fidelity.key_correlations(fidelity.KK_MAJOR)[0] == pytest.approx(1.0)
+    assert fidelity.KEY_NAMES[int(np.argmax(fidelity.key_correlations(np.roll(fidelity.KK_MINOR, 9))))] == "A minor"
+
+
+def test_key_changes_are_counted():
+    c = _scale(C_MAJOR_SCALE, repeats=1)  # 4 s in C
+    f_sharp = _scale([p + 6 for p in C_MAJOR_SCALE], repeats=1) + [4.0, 4.0, 0]  # 4 s in F#
+    notes = np.concatenate([c, f_sharp])
+    keys, _ = fidelity.key_windows(notes, seconds=8.0, window=4.0, hop=4.0)
+    assert [fidelity.KEY_NAMES[k] for k in keys] == ["C major", "F# major"]
+    assert fidelity.key_stability(notes, 8.0, window=4.0, hop=4.0)["key_change_rate"] == 1.0
+    assert np.isnan(fidelity.key_stability(np.zeros((0, 3)), 8.0)["key_clarity"])
+
+
+def test_note_density_and_polyphony_by_hand():
+    scale = _scale(C_MAJOR_SCALE)  # 16 notes, one at a time, in 8 s
+    assert fidelity.note_density(scale, 8.0) == 2.0
+    assert fidelity.polyphony(scale) == pytest.approx(1.0)
+    triads = np.array([[0.0, 1.0, 60], [0.0, 1.0, 64], [0.0, 1.0, 67],   # 3 notes for 1 s
+                       [2.0, 3.0, 62], [2.5, 3.0, 65]])                    # 1 note 0.5 s, 2 notes 0.5 s
+    # sounding 2 s (silence 1..2 s is not counted): (3 * 1 + 1 * 0.5 + 2 * 0.5) / 2
+    assert fidelity.polyphony(triads) == pytest.approx(2.25)
+    assert fidelity.note_density(triads, 5.0) == 1.0
+    assert np.isnan(fidelity.polyphony(np.zeros((0, 3))))
+
+
+def test_note_measures_of_a_set_against_itself_and_against_another():
+    rng = np.random.default_rng(10)
+    scales = [(_scale(C_MAJOR_SCALE) + [rng.uniform(0, 0.1), 0, 0], 8.0) for _ in range(6)]
+    out = fidelity.note_measures(scales, scales, n_bootstrap=50)
+    assert out["pitch_class_distance"]["value"] == pytest.approx(0.0)
+    for name in ("note_density", "polyphony", "key_clarity", "key_change_rate"):
+        assert out[name]["difference"]["value"] == pytest.approx(0.0)
+    assert out["note_density"]["samples"]["value"] == pytest.approx(2.0)
+    chords = [(np.array([[t, t + 1.0, p] for t in range(8) for p in (61, 66, 70)]), 8.0) for _ in range(6)]
+    out = fidelity.note_measures(chords, scales, n_bootstrap=50)
+    assert out["pitch_class_distance"]["value"] > 0.5  # F# major triads against a C major scale
+    assert out["polyphony"]["difference"]["value"] == pytest.approx(2.0)
+    assert out["note_density"]["difference"]["value"] == pytest.approx(3.0 - 2.0)
