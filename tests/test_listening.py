@@ -230,6 +230,24 @@ def test_missing_inputs_are_reported(tmp_path, capsys):
         listening.write_listening_page(str(tmp_path / "o"), [str(tmp_path / "empty")], [])
 
 
+def test_sample_folders_without_a_recorded_rf_or_samples_json_fall_back(tmp_path):
+    from reproduce import listening
+    from tf_ada import stacks
+    folder = fake_samples(str(tmp_path / "3.4"), "3.4", ["first", "prior"], n=1)
+    info = json.load(open(os.path.join(folder, "samples.json")))
+    del info["receptive_field_ms"], info["paper_receptive_field_ms"]
+    write_json(os.path.join(folder, "samples.json"), info)
+    s = listening.read_sample_folder(folder)  # the experiments' names say the scale: computed from the configs
+    assert s["rf_ms"] == pytest.approx(stacks.stack("3.4", "tiny").receptive_field_ms, abs=0.01)
+    assert s["paper_rf_ms"] == 3072 and s["description"] == "hop-8 VQ-VAE + large WaveNet"
+    os.remove(os.path.join(folder, "samples.json"))  # the wavs only: the folder's name, levels found on disk
+    s = listening.read_sample_folder(folder)
+    assert (s["row"], s["rf_ms"], s["info"]) == ("3.4", None, {})
+    assert [(role, len(wavs)) for role, _, wavs in s["levels"]] == [("prior", 1)]
+    page = listening.write_listening_page(str(tmp_path / "page"), [folder], [])
+    assert "ours unknown (samples.json does not say), paper 3072 ms" in open(page).read()
+
+
 def test_blind_items_are_cut_to_blind_seconds_and_keep_no_header_of_their_own(tmp_path):
     from reproduce import listening
     from tf_ada.audio import read_wav
