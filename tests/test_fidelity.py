@@ -228,3 +228,15 @@ def test_note_measures_of_a_set_against_itself_and_against_another():
     assert out["pitch_class_distance"]["value"] > 0.5  # F# major triads against a C major scale
     assert out["polyphony"]["difference"]["value"] == pytest.approx(2.0)
     assert out["note_density"]["difference"]["value"] == pytest.approx(3.0 - 2.0)
+
+
+def test_resampling_pieces_keeps_their_clips_together_and_widens_the_se():
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(5), 4)  # 5 pieces of 4 clips
+    idx = fidelity.resample_indices(rng, 20, groups)
+    assert len(idx) == 20 and all(np.sum(groups[idx] == g) in (0, 4, 8, 12, 16, 20) for g in range(5))
+    # clips of one piece share the piece's level: resampling clips as if independent understates the SE
+    values = np.repeat(rng.normal(size=5), 4) + 0.01 * rng.normal(size=20)
+    by_clip = fidelity.bootstrap(lambda i: values[i].mean(), 20, 200, seed=0)
+    by_piece = fidelity.bootstrap(lambda i: values[i].mean(), 20, 200, seed=0, groups=groups)
+    assert by_piece["value"] == by_clip["value"] and by_piece["se"] > 1.5 * by_clip["se"]

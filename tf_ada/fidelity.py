@@ -33,7 +33,9 @@ Musicality, from note lists (`tf_ada.transcribe` turns audio into notes; a note 
 Bootstrap: `n_bootstrap` resamples of *clips* (never of frames or notes: frames of one clip are
 strongly correlated), with replacement, from a `numpy.random.default_rng(seed)`; the standard
 error is the replicates' standard deviation (ddof=1). For a distance between two sets both sets
-are resampled, independently.
+are resampled, independently. Clips cut from one real piece are correlated too: given the piece
+of each clip (`groups_*`), whole pieces are resampled instead (a cluster bootstrap), which is
+the honest SE for held-out excerpts; independent samples need no groups.
 
 Log-mel definition (constants below, 16 kHz audio): periodic-Hann frames of `MEL_FRAME` = 1024
 samples (64 ms), hop `MEL_HOP` = 256 (16 ms); power |X|^2 / (sum of the window)^2 (a full-scale
@@ -164,6 +166,16 @@ def _stack_statistics(features: Sequence[np.ndarray]):
             np.stack([s[2] for s in stats]))
 
 
+def resample_indices(rng, n_items: int, groups: Optional[Sequence] = None) -> np.ndarray:
+    """Indices of one bootstrap resample of `n_items` items: items with replacement, or with
+    `groups` (one label per item) whole groups with replacement, each bringing all its items."""
+    if groups is None:
+        return rng.integers(0, n_items, n_items)
+    labels = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
+    members = [np.flatnonzero(labels == g) for g in range(labels.max() + 1)]
+    return np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+
+
 def _pooled_distance(a, b, index_a, index_b) -> float:
     (na, sa, oa), (nb, sb, ob) = a, b
     # sum over the chosen clips (with repeats) via counts: cheaper than fancy-indexing the outer products
@@ -175,13 +187,15 @@ def _pooled_distance(a, b, index_a, index_b) -> float:
 
 
 def frechet_features(features_a: Sequence[np.ndarray], features_b: Sequence[np.ndarray],
-                     n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+                     n_bootstrap: int = N_BOOTSTRAP, seed: int = 0, groups_a: Optional[Sequence] = None,
+                     groups_b: Optional[Sequence] = None) -> dict:
     """Frechet distance between the pooled frames of two sets of clips, with a bootstrap SE.
 
     Args:
       features_a, features_b: per clip, float `[n_frames, d]` (any frame features).
       n_bootstrap: clip resamples for the standard error (0: no SE).
       seed: the resampling seed.
+      groups_a, groups_b: the piece of each clip, to resample pieces (`resample_indices`).
 
     Returns:
       {"value": distance on all clips, "se": bootstrap SE (NaN without resamples), "n_bootstrap",
@@ -192,15 +206,16 @@ def frechet_features(features_a: Sequence[np.ndarray], features_b: Sequence[np.n
     a, b = _stack_statistics(features_a), _stack_statistics(features_b)
     value = _pooled_distance(a, b, np.arange(len(features_a)), np.arange(len(features_b)))
     rng = np.random.default_rng(seed)
-    reps = [_pooled_distance(a, b, rng.integers(0, len(features_a), len(features_a)),
-                             rng.integers(0, len(features_b), len(features_b))) for _ in range(n_bootstrap)]
+    reps = [_pooled_distance(a, b, resample_indices(rng, len(features_a), groups_a),
+                             resample_indices(rng, len(features_b), groups_b)) for _ in range(n_bootstrap)]
     return {"value": value, "se": float(np.std(reps, ddof=1)) if n_bootstrap > 1 else float("nan"),
             "n_bootstrap": int(n_bootstrap), "n_clips_a": len(features_a), "n_clips_b": len(features_b),
             "n_frames_a": int(a[0].sum()), "n_frames_b": int(b[0].sum())}
 
 
 def frechet_log_mel(samples: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                    n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+                    n_bootstrap: int = N_BOOTSTRAP, seed: int = 0, sample_groups: Optional[Sequence] = None,
+                    reference_groups: Optional[Sequence] = None) -> dict:
     """Frechet log-mel distance of `samples` from `reference` (module docstring), with bootstrap SE.
 
     Args:
@@ -209,13 +224,16 @@ def frechet_log_mel(samples: Sequence[np.ndarray], reference: Sequence[np.ndarra
         length, and read the value against `real_baseline` on the same size: the distance is
         biased upwards with few frames.
       n_bootstrap, seed: see `frechet_features`.
+      sample_groups, reference_groups: the piece of each clip (resample pieces, not clips);
+        leave `sample_groups` None for independent samples.
 
     Returns:
       `frechet_features`'s dict (value, se, n_bootstrap, clip and frame counts).
     """
     fb = mel_filterbank()
     return frechet_features([log_mel(x, filterbank=fb) for x in samples],
-                            [log_mel(x, filterbank=fb) for x in reference], n_bootstrap, seed)
+                            [log_mel(x, filterbank=fb) for x in reference], n_bootstrap, seed,
+                            sample_groups, reference_groups)
 
 
 def split_halves(groups: Sequence, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -238,7 +256,8 @@ def real_baseline(clips: Sequence[np.ndarray], groups: Optional[Sequence] = None
 
     Args:
       clips: float audio `[T]` per clip (held-out excerpts).
-      groups: the piece of each clip; halves never share a piece (default: each clip its own).
+      groups: the piece of each clip; halves never share a piece and the bootstrap resamples
+        pieces (default: each clip its own).
       n_bootstrap, seed: resampling (and the seed of the split).
 
     Returns:
@@ -246,7 +265,8 @@ def real_baseline(clips: Sequence[np.ndarray], groups: Optional[Sequence] = None
     """
     groups = list(range(len(clips))) if groups is None else list(groups)
     ia, ib = split_halves(groups, seed)
-    out = frechet_log_mel([clips[i] for i in ia], [clips[i] for i in ib], n_bootstrap, seed)
+    out = frechet_log_mel([clips[i] for i in ia], [clips[i] for i in ib], n_bootstrap, seed,
+                          [groups[i] for i in ia], [groups[i] for i in ib])
     out["groups_a"] = sorted({str(groups[i]) for i in ia})
     out["groups_b"] = sorted({str(groups[i]) for i in ib})
     return out
@@ -345,24 +365,27 @@ def clip_note_measures(notes, seconds: float) -> dict:
 
 
 def bootstrap(statistic: Callable[[np.ndarray], float], n_items: int, n_bootstrap: int = N_BOOTSTRAP,
-              seed: int = 0) -> dict:
+              seed: int = 0, groups: Optional[Sequence] = None) -> dict:
     """{"value": statistic(all indices), "se": std (ddof=1) of statistic over `n_bootstrap`
-    resamples of the indices 0..n_items-1 with replacement}. NaN replicates are dropped."""
+    resamples of the indices 0..n_items-1 (`resample_indices`: items, or whole `groups`, with
+    replacement)}. NaN replicates are dropped."""
     value = float(statistic(np.arange(n_items)))
     rng = np.random.default_rng(seed)
-    reps = np.array([statistic(rng.integers(0, n_items, n_items)) for _ in range(n_bootstrap)], np.float64)
+    reps = np.array([statistic(resample_indices(rng, n_items, groups)) for _ in range(n_bootstrap)], np.float64)
     reps = reps[np.isfinite(reps)]
     return {"value": value, "se": float(np.std(reps, ddof=1)) if reps.size > 1 else float("nan"),
             "n_bootstrap": int(n_bootstrap)}
 
 
 def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootstrap: int = N_BOOTSTRAP,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, sample_groups: Optional[Sequence] = None,
+                  reference_groups: Optional[Sequence] = None) -> dict:
     """Musicality measures of a set of transcribed clips against a reference set, with bootstrap SEs.
 
     Args:
       samples, reference: lists of (notes `[n_notes, 3]`, clip seconds).
       n_bootstrap, seed: clip resamples.
+      sample_groups, reference_groups: the piece of each clip, to resample pieces instead.
 
     Returns:
       {"pitch_class_distance": {value, se}: total variation between the pooled pitch-class
@@ -381,24 +404,29 @@ def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootst
         p, q = hist_a[ia].sum(0), hist_b[ib].sum(0)
         return 0.5 * np.abs(p / max(p.sum(), 1e-300) - q / max(q.sum(), 1e-300)).sum()
 
-    out = {"pitch_class_distance": _two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap, rng_seed[0])}
+    ga, gb = sample_groups, reference_groups
+    out = {"pitch_class_distance": _two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap, rng_seed[0],
+                                                      ga, gb)}
     for name in ("note_density", "polyphony", "key_clarity", "key_change_rate"):
         va = np.array([m[name] for m in per_a])
         vb = np.array([m[name] for m in per_b])
         mean = lambda v, i: np.nanmean(v[i]) if np.isfinite(v[i]).any() else np.nan
         out[name] = {
-            "samples": bootstrap(lambda i: mean(va, i), len(va), n_bootstrap, int(rng_seed[1].generate_state(1)[0])),
-            "reference": bootstrap(lambda i: mean(vb, i), len(vb), n_bootstrap, int(rng_seed[2].generate_state(1)[0])),
+            "samples": bootstrap(lambda i: mean(va, i), len(va), n_bootstrap,
+                                 int(rng_seed[1].generate_state(1)[0]), ga),
+            "reference": bootstrap(lambda i: mean(vb, i), len(vb), n_bootstrap,
+                                   int(rng_seed[2].generate_state(1)[0]), gb),
             "difference": _two_set_bootstrap(lambda ia, ib: mean(va, ia) - mean(vb, ib), len(va), len(vb),
-                                             n_bootstrap, rng_seed[0]),
+                                             n_bootstrap, rng_seed[0], ga, gb),
         }
     return out
 
 
-def _two_set_bootstrap(statistic, n_a: int, n_b: int, n_bootstrap: int, seed) -> dict:
+def _two_set_bootstrap(statistic, n_a: int, n_b: int, n_bootstrap: int, seed, groups_a=None, groups_b=None) -> dict:
     value = float(statistic(np.arange(n_a), np.arange(n_b)))
     rng = np.random.default_rng(seed)
-    reps = np.array([statistic(rng.integers(0, n_a, n_a), rng.integers(0, n_b, n_b)) for _ in range(n_bootstrap)])
+    reps = np.array([statistic(resample_indices(rng, n_a, groups_a), resample_indices(rng, n_b, groups_b))
+                     for _ in range(n_bootstrap)])
     reps = reps[np.isfinite(reps)]
     return {"value": value, "se": float(np.std(reps, ddof=1)) if reps.size > 1 else float("nan"),
             "n_bootstrap": int(n_bootstrap)}
