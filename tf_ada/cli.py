@@ -469,6 +469,8 @@ DELEGATED = {
     "codebook-health": ("analysis.codebook_health", "probe a VQ-VAE's codebook while it trains (issue 9)"),
     "bench": ("tf_ada.bench", "benchmarks: data | train | generate (JSON under runs/bench/)"),
     "pretrained": ("tf_ada.pretrained", "the shipped models: list | export RUN NAME"),
+    "listen": ("reproduce.listening", "Table 3 listening page: samples of every stack, real excerpts, blind rating"),
+    "ratings": ("tf_ada.ratings", "Table 3 human evaluation: ratings summarize FILES --key KEY [--out table.md|csv]"),
 }
 
 
@@ -528,9 +530,11 @@ def expected_errors() -> tuple:
     from tf_ada.data import DataError
     from tf_ada.fileio import FolderBusyError
     from tf_ada.runs import RunError
+    from tf_ada.ratings import RatingsError
     from tf_ada.train import DivergenceError
-    return (AudioError, ConfigError, DataError, DivergenceError, FileNotFoundError, FolderBusyError, MissingToolError,
-            RunError)
+    from reproduce.listening import ListeningError
+    return (AudioError, ConfigError, DataError, DivergenceError, FileNotFoundError, FolderBusyError, ListeningError,
+            MissingToolError, RatingsError, RunError)
 
 
 if __name__ == "__main__":
