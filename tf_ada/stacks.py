@@ -285,7 +285,7 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
 
 
 def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[int] = None,
-                log: Callable[[str], None] = print) -> str:
+                log: Callable[[str], None] = print, reuse: Optional[dict] = None) -> str:
     """Trains the levels of stack `row` bottom-up under `root` (resumable), each on the codes of the
     level below, and writes `root/stack_ROW.json` naming their run folders; returns its path.
 
@@ -293,24 +293,50 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
     so stacks trained under one root share their common levels (#1.2 for 3.4, 3.6 and 3.7). The code
     corpus read by the level above is encoded with records at least that level's excerpt length
     (`encode_corpus(record_steps=...)`). A finished level is not trained again (the Trainer resumes
-    from its checkpoints and stops at its step count); a finished corpus is not encoded again."""
+    from its checkpoints and stops at its step count); a finished corpus is not encoded again.
+
+    reuse: {role: {"run": run folder, "trained_on": its data folder}} of levels trained elsewhere
+      (Table 1's or Table 2's run folders, `reproduce/table3.py`): used as they are, never trained
+      here. A reused level's codes go to `root/codes_NAME_HASH` (HASH: of the run folder's path), so
+      they never mix with the codes of the level trained here under the same name; when the level
+      above is reused too, its own `trained_on` corpus is used and nothing is encoded."""
     from tf_ada import data as data_mod, encode
     from tf_ada.train import Trainer
     st = stack(row, scale, steps)
+    reuse = reuse or {}
+    unknown = sorted(set(reuse) - {lv.role for lv in st.levels})
+    if unknown:
+        raise StackError(f"stack {row} has levels {', '.join(lv.role for lv in st.levels)}; cannot reuse "
+                         f"{', '.join(unknown)}")
     folders, trained_on, source = {}, {}, data_dir
     for k, lv in enumerate(st.levels):
-        folder = os.path.join(root, lv.experiment.name)
-        log(f"stack {row}: {lv.role} level {lv.experiment.name} ({lv.source}) on {source}")
-        Trainer(lv.experiment, source, folder, log=log).train()
+        given = reuse.get(lv.role)
+        if given:
+            folder = given["run"]
+            source = given.get("trained_on") or source
+            log(f"stack {row}: {lv.role} level {lv.experiment.name} reused from {folder} (trained on {source})")
+        else:
+            folder = os.path.join(root, lv.experiment.name)
+            log(f"stack {row}: {lv.role} level {lv.experiment.name} ({lv.source}) on {source}")
+            Trainer(lv.experiment, source, folder, log=log).train()
         folders[lv.role], trained_on[lv.role] = folder, source
         if lv.role != "prior":
+            above = st.levels[k + 1]
+            if (reuse.get(above.role) or {}).get("trained_on"):
+                source = reuse[above.role]["trained_on"]
+                continue
             model, meta = encode.source_of_run(folder)
-            above = st.levels[k + 1].experiment.train.n_samples
             default = max(1, int(data_mod.load_manifest(source).chunk_samples) // lv.hop)
-            codes = os.path.join(root, f"codes_{lv.experiment.name}")
-            encode.encode_corpus(model, meta, source, codes, log=log, record_steps=max(above, default))
+            name = f"codes_{lv.experiment.name}"
+            if given:
+                import hashlib
+                name += "_" + hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:8]
+            codes = os.path.join(root, name)
+            encode.encode_corpus(model, meta, source, codes, log=log,
+                                 record_steps=max(above.experiment.train.n_samples, default))
             source = codes
     path = os.path.join(root, f"stack_{row}.json")
+    os.makedirs(root, exist_ok=True)  # every level reused: nothing was written under root yet
     with open(path, "w") as f:
         json.dump({"stack": row, "scale": scale, "levels": {r: os.path.relpath(d, root) for r, d in folders.items()},
                    "trained_on": {r: os.path.relpath(d, root) for r, d in trained_on.items()},
@@ -332,6 +358,14 @@ def _generation_flops(model) -> float:
     if isinstance(cfg, ADAConfig):
         return cfg.local.flops_per_timestep() + cfg.modulator.flops_per_timestep() / cfg.hop
     return cfg.flops_per_timestep()
+
+
+def generation_flops(config) -> float:
+    """FLOPs per generated step of a level's config (an `ADAConfig` or a WaveNet config), as
+    `sample_stack` weighs its progress: the network that runs at every step (a dry run's sampling cost)."""
+    if isinstance(config, ADAConfig):
+        return config.local.flops_per_timestep() + config.modulator.flops_per_timestep() / config.hop
+    return config.flops_per_timestep()
 
 
 def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed: int = 0,
@@ -465,4 +499,4 @@ if __name__ == "__main__":
 
 __all__ = ["PAPER_TABLE3", "Level", "Stack", "stack", "prior_experiment", "receptive_field_table", "StackError",
            "read_runs", "read_corpora", "load_stack", "LoadedStack", "sample_stack", "level_seeds", "train_stack",
-           "markdown_table"]
+           "markdown_table", "generation_flops"]

@@ -1,0 +1,127 @@
+"""Table 3 (issue 16 item 6): `python -m reproduce.table3` ties the stacks, top-down sampling, the listening
+page and the objective measures together; the claims' verdicts on known numbers, and a one-step smoke
+run of every stack that a second invocation reuses."""
+import csv
+import json
+import os
+
+import pytest
+
+from reproduce import table3
+from tf_ada import configs, evaluation as ev, ratings, stacks
+
+
+def _est(frechet=None, pcd=None, clarity=None):
+    """estimates(...)'s form for a few stacks: {row: (value, se)} per measure."""
+    rows = set(frechet or {}) | set(pcd or {})
+    return {r: {"frechet": (frechet or {}).get(r, (100.0, 1.0)),
+                "pitch_class_distance": (pcd or {}).get(r), "key_clarity": (clarity or {}).get(r)} for r in rows}
+
+
+def _verdicts(claims):
+    return {key: verdict for (key, _), (_, verdict, _) in zip(table3.CLAIMS, claims)}
+
+
+def test_claims_on_known_numbers():
+    rows = stacks.PAPER_TABLE3
+    # more levels: key clarity 0.5 / 0.6 / 0.7 and pitch-class distance 0.5 / 0.4 / 0.3 by level count
+    clarity = {r: (0.4 + 0.1 * rows[r][1], 0.01) for r in rows}
+    pcd = {r: (0.6 - 0.1 * rows[r][1], 0.01) for r in rows}
+    frechet = {r: (100.0, 5.0) for r in rows}
+    frechet["3.3"] = (400.0, 10.0)
+    pcd["3.3"], clarity["3.3"] = (0.9, 0.01), (0.2, 0.01)  # 3.3: the least coherent
+    got = _verdicts(table3.judge_claims(_est(frechet, pcd, clarity), baseline_frechet=50.0))
+    assert got["fidelity"] == ev.HOLDS and got["coherence"] == ev.HOLDS
+    # 3.3 (a one-level stack) drags the 1-level mean down further: still holds
+    assert got["levels"] == ev.HOLDS
+    # reversed: fewer levels more musical; another stack worse in fidelity than 3.3
+    flipped = {r: (1.0 - v, se) for r, (v, se) in clarity.items()}
+    frechet2 = dict(frechet, **{"3.5": (900.0, 10.0)})
+    got = _verdicts(table3.judge_claims(_est(frechet2, pcd, flipped), baseline_frechet=50.0))
+    assert got["levels"] == ev.DOES_NOT_HOLD and got["fidelity"] == ev.DOES_NOT_HOLD
+    assert got["coherence"] == ev.DOES_NOT_HOLD  # 3.3's key clarity is now the highest
+    # wide SEs: inconclusive; a uniformity that cannot be judged keeps the fidelity claim inconclusive
+    wide = {r: (v, 1.0) for r, (v, _) in clarity.items()}
+    got = _verdicts(table3.judge_claims(_est(frechet, pcd, wide), baseline_frechet=None))
+    assert got["levels"] == ev.INCONCLUSIVE and got["fidelity"] == ev.INCONCLUSIVE
+    # others spread beyond the real-vs-real distance: not roughly uniform
+    spread = dict(frechet, **{"3.1": (20.0, 1.0), "3.7": (300.0, 1.0)})
+    assert _verdicts(table3.judge_claims(_est(spread, pcd, clarity), 50.0))["fidelity"] == ev.DOES_NOT_HOLD
+    # without note measures, the two musicality claims are not run, with the reason
+    claims = table3.judge_claims(_est(frechet), 50.0, notes_reason="not run (basic-pitch not installed)")
+    assert [(v, e) for _, v, e in claims if v == table3.NOT_RUN] == [
+        (table3.NOT_RUN, "not run (basic-pitch not installed)")] * 2
+    # without 3.3, the claims about it are not run
+    some = {r: v for r, v in _est(frechet, pcd, clarity).items() if r in ("3.1", "3.6")}
+    got = _verdicts(table3.judge_claims(some, 50.0))
+    assert got["fidelity"] == got["coherence"] == table3.NOT_RUN and got["levels"] == ev.HOLDS
+
+
+def test_dry_run_plans_every_level_once_and_the_sampling(capsys, tmp_path):
+    assert table3.main(["--scale", "cpu", "--dry-run", "--bench-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for row in stacks.PAPER_TABLE3:
+        assert f"== stack {row}:" in out, row
+    first = configs.table1_row("1.2", "cpu").name
+    assert out.count(f"{first} (Table 1 row 1.2)") == 1 and out.count(f"{first}, shared with a stack above") == 2
+    assert out.count("[sampling: 8 stream(s) x 8 s") == 7 and "total training time: unavailable" in out
+
+
+@pytest.mark.slow
+def test_every_stack_one_step_then_reused(audio_shards, table1_tiny, tmp_path, capsys):
+    """A one-step smoke run of every stack: the first levels and 3.1 reused from the session's tiny
+    Table 1 (conftest.py), the other levels trained one step each; samples, the page, the measures,
+    table3.md/csv/html. A second invocation reuses everything; a third adds human ratings."""
+    _, table1_dir = table1_tiny
+    out = tmp_path / "t3"
+    argv = ["--scale", "tiny", "--data", audio_shards, "--out", str(out), "--steps", "1", "--table1", table1_dir,
+            "--n", "2", "--seconds", "0.02", "--max-real", "6", "--bootstrap", "10"]
+    assert table3.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "reused from" in printed
+    for row in stacks.PAPER_TABLE3:
+        result = json.load(open(out / "stacks" / row / "row.json"))
+        assert result["streams"] == 2 and result["audio_seconds_per_wall_second"] > 0
+        assert len(result["levels"]) == stacks.PAPER_TABLE3[row][1]
+        for role, lv in result["levels"].items():  # every level has its one-step checkpoint
+            assert lv["step"] == 1, (row, role)
+            assert any(f.startswith("ckpt-1") for f in os.listdir(os.path.join(lv["run_dir"], "checkpoints")))
+            if role == "first" or row == "3.1":
+                assert lv["reused_from"].startswith("Table 1 row") and lv["run_dir"].startswith(table1_dir)
+        wavs = sorted(os.listdir(out / "stacks" / row / "samples" / "audio"))
+        assert wavs == ["stream_00.wav", "stream_01.wav"]
+        measures = json.load(open(out / "stacks" / row / "measures.json"))
+        assert measures["frechet_log_mel"]["value"] >= 0
+    page = (out / "listen" / "index.html").read_text()
+    key = json.load(open(out / "listen" / "key.json"))
+    assert sum(item["stack"] == "real" for item in key["items"].values()) == 2 and len(key["items"]) == 16
+    assert "Stack 3.7" in page and (out / "table3.html").exists()
+    md = (out / "table3.md").read_text()
+    for row in stacks.PAPER_TABLE3:
+        assert f"| {row} | {stacks.PAPER_TABLE3[row][0]} |" in md, row
+    assert "| 3.6 | VQ-VAE + PBT-VQ-VAE + large WaveNet | 3 | 24576 |" in md
+    assert "see ratings" in md and "proxies" in md
+    verdicts = [line for line in md.splitlines() if line.startswith("- ") and "**" in line]
+    assert len(verdicts) == len(table3.CLAIMS)
+    for (key_, text), line in zip(table3.CLAIMS, verdicts):
+        assert line.startswith(f"- {text}: **"), key_
+    lines = list(csv.DictReader(open(out / "table3.csv")))
+    assert [r["row"] for r in lines] == list(stacks.PAPER_TABLE3) + ["real"]
+
+    # a second invocation reuses every finished stack, the measures and the page (same blind ids)
+    assert table3.main(argv) == 0
+    printed = capsys.readouterr().out
+    for row in stacks.PAPER_TABLE3:
+        assert f"table3: stack {row} already done" in printed, row
+    assert "listening page already done" in printed and " step 1/1" not in printed
+    assert json.load(open(out / "listen" / "key.json"))["page"] == key["page"]
+
+    # a rater's export of the page: Table 3's human columns
+    items = sorted(key["items"])
+    export = {"format": ratings.FORMAT, "page": key["page"], "rater": "r1",
+              "ratings": [{"item": i, "fidelity": 4, "musicality": 2} for i in items]}
+    path = tmp_path / "r1.json"
+    path.write_text(json.dumps(export))
+    assert table3.main(argv + ["--ratings", str(path)]) == 0
+    md = (out / "table3.md").read_text()
+    assert "## Human ratings" in md and "4.00 ± n/a (1)" in md and "see ratings" not in md
