@@ -164,7 +164,7 @@ def _logits(params, x, r, n_targets, chunk_floats: int = 1 << 24):
 
 
 def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, learning_rate, max_steps,
-             eval_every, patience, seed, log, init=None, tol=1e-4, max_decays=3):
+             eval_every, patience, seed, log, init=None, tol=1e-4, max_decays=3, first_target=None):
     import tensorflow as tf
     rng = np.random.default_rng(seed)
     windows = _Windows(train, r + n_targets, rng)
@@ -201,7 +201,10 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
         sums, counts = unit_sums(prepared, n_units)
         return float(sums.sum() / max(counts.sum(), 1.0))
 
-    valid_w, train_w, eval_w = (_all_windows(s, r, n_targets) for s in (valid, train, eval_))
+    # measured on the targets from position `first_target` of every sequence (the largest r of the
+    # profile): the same positions for every r, so that profiles compare like with like
+    skip = 0 if first_target is None else first_target - r
+    valid_w, train_w, eval_w = (_all_windows([q[skip:] for q in seqs], r, n_targets) for seqs in (valid, train, eval_))
     # the starting point is the first "best": a warm-started r never ends worse on validation
     best, best_values, bad, step = mean_nll(valid_w, len(valid)), [v.numpy() for v in variables], 0, 0
     t0, rate, decays, converged = time.monotonic(), learning_rate, 0, False
@@ -238,14 +241,15 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
     return result
 
 
-def _unigram_units(train, fit, eval_, n_classes):
-    """Per-sequence (NLL sum, count) of `fit` and `eval_` under add-one-smoothed frequencies of `train`."""
+def _unigram_units(train, fit, eval_, n_classes, first_target: int = 0):
+    """Per-sequence (NLL sum, count) of `fit` and `eval_` from position `first_target` on, under
+    add-one-smoothed frequencies of `train`."""
     counts = np.ones(n_classes)
     for s in train:
         counts += np.bincount(np.asarray(s).ravel(), minlength=n_classes)[:n_classes]
     logp = np.log(counts / counts.sum())
     sums = lambda seqs: (np.array([-logp[np.asarray(s)].sum() for s in seqs]), np.array([float(len(s)) for s in seqs]))
-    return sums(fit), sums(eval_)
+    return sums([q[first_target:] for q in fit]), sums([q[first_target:] for q in eval_])
 
 
 def non_increasing(results: list[dict], units: list[dict], groups) -> None:
@@ -284,7 +288,8 @@ def profile(train_sequences, eval_sequences, receptive_fields: Iterable[int], n_
 
     Returns:
       One dict per r: receptive_field, train_nll, train_nll_se, eval_nll, eval_nll_se (nats per
-      timestep over every position with a full receptive field of context; train over the
+      timestep over the same positions for every r: those with the largest r's full receptive field
+      of context, so that r's are compared on the same targets; train over the
       training sequences less their validation part), steps, converged, and from the second r
       on train_nll_change, train_nll_change_se, non_increasing. With return_units: (results,
       units).
@@ -297,18 +302,19 @@ def profile(train_sequences, eval_sequences, receptive_fields: Iterable[int], n_
     cut = [int(len(s) * (1 - valid_fraction)) for s in train]
     fit, valid = [s[:c] for s, c in zip(train, cut)], [s[c:] for s, c in zip(train, cut)]
     results, units, weights = [], [], None
+    first_target = max(int(r) for r in receptive_fields)  # every r is measured on the same positions
     for r in receptive_fields:
         r = int(r)
         if r == 0:
-            tr, evu = _unigram_units(train, fit, eval_, n_classes)
+            tr, evu = _unigram_units(train, fit, eval_, n_classes, first_target)
             res = {"receptive_field": 0, "steps": 0, "converged": True}
             units.append({"train": tr, "eval": evu})
             log(f"profile: r=    0 train {tr[0].sum() / tr[1].sum():.4f} eval {evu[0].sum() / evu[1].sum():.4f} "
                 "nats (unigram entropy)")
         else:
-            fitted = _fit_one(fit, [v for v in valid if len(v) > r], eval_, r, n_classes, hidden, n_targets,
+            fitted = _fit_one(fit, [v for v in valid if len(v) > first_target], eval_, r, n_classes, hidden, n_targets,
                               batch_size, learning_rate, max_steps, eval_every, patience, seed, log,
-                              init=weights if warm_start else None, tol=tol)
+                              init=weights if warm_start else None, tol=tol, first_target=first_target)
             weights = fitted["weights"]
             res = {"receptive_field": r, "steps": fitted["steps"], "converged": fitted["converged"]}
             units.append(fitted["units"])
