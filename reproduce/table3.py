@@ -156,13 +156,13 @@ def _minutes(run_dir: str) -> tuple:
 
 def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int], n: int, seconds: float,
               seed: int = 0, reuse: Optional[dict] = None, log: Callable[[str], None] = print,
-              minutes: Optional[dict] = None) -> dict:
+              minutes: Optional[dict] = None, evaluate: bool = True) -> dict:
     """Trains what stack `row` lacks (OUT/levels), samples it (OUT/stacks/ROW/samples) and returns its
     row.json; reuses a finished stack (same steps, streams, seconds, seed and reused levels).
 
     minutes: {run folder: (minutes, source)} shared by the stacks of one invocation: a level shared by
     stacks is timed when first met (`train_stack` reopens a finished level for every stack, and the
-    run's log times would count those visits)."""
+    run's log times would count those visits). evaluate: False trains levels without held-out evaluations."""
     minutes = {} if minutes is None else minutes
     st = stacks.stack(row, scale, steps)
     stack_dir = os.path.join(out, "stacks", row)
@@ -179,7 +179,8 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
             log(f"table3: stack {row} already done ({done_path})")
             return done
     t0 = time.monotonic()
-    desc = stacks.train_stack(row, scale, data_dir, os.path.join(out, "levels"), steps, log=log, reuse=reuse)
+    desc = stacks.train_stack(row, scale, data_dir, os.path.join(out, "levels"), steps, log=log, reuse=reuse,
+                              evaluate=evaluate)
     _, folders = stacks.read_runs(desc)
     loaded = stacks.load_stack(row, folders, log=log, corpora=stacks.read_corpora(desc))
     train_seconds = time.monotonic() - t0
@@ -687,6 +688,8 @@ def main(argv=None) -> int:
     parser.add_argument("--key", help="the listening page's key.json (default OUT/listen/key.json)")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of every measure's SE")
     parser.add_argument("--max-real", type=int, default=MAX_REAL, help="held-out excerpts for the measures")
+    parser.add_argument("--skip-eval", action="store_true", help="train the levels without their periodic and final "
+                        "held-out evaluations (faster; Table 3 reports no NLL)")
     parser.add_argument("--dry-run", action="store_true", help="print every level's parameters, receptive fields, "
                         "FLOPs, memory and estimated time, and each stack's sampling work; train nothing")
     parser.add_argument("--bench-dir", default=os.path.join("runs", "bench"),
@@ -722,7 +725,7 @@ def main(argv=None) -> int:
         log(f"table3: stack {row} ({i}/{len(rows)}): {stacks.PAPER_TABLE3[row][0]}")
         reuse = reused_levels(row, args.scale, data_dir, args.table1, args.table2, log=log)
         results[row] = run_stack(row, args.scale, data_dir, out, args.steps, n, seconds, args.seed, reuse, log=log,
-                                 minutes=minutes)
+                                 minutes=minutes, evaluate=not args.skip_eval)
     n_samples = int(round(seconds * stacks.SAMPLE_RATE))
     clips, pieces, names = real_excerpts(data_dir, n_samples, args.max_real)
     real_wavs = write_real_wavs(clips, names, n, os.path.join(out, "real"))

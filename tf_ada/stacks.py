@@ -285,7 +285,7 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
 
 
 def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[int] = None,
-                log: Callable[[str], None] = print, reuse: Optional[dict] = None) -> str:
+                log: Callable[[str], None] = print, reuse: Optional[dict] = None, evaluate: bool = True) -> str:
     """Trains the levels of stack `row` bottom-up under `root` (resumable), each on the codes of the
     level below, and writes `root/stack_ROW.json` naming their run folders; returns its path.
 
@@ -299,7 +299,9 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
       (Table 1's or Table 2's run folders, `reproduce/table3.py`): used as they are, never trained
       here. A reused level's codes go to `root/codes_NAME_HASH` (HASH: of the run folder's path), so
       they never mix with the codes of the level trained here under the same name; when the level
-      above is reused too, its own `trained_on` corpus is used and nothing is encoded."""
+      above is reused too, its own `trained_on` corpus is used and nothing is encoded.
+    evaluate: False trains the levels without their periodic and final held-out evaluations
+      (`Trainer.train(evaluate=False)`): faster, and sampling needs none."""
     from tf_ada import data as data_mod, encode
     from tf_ada.train import Trainer
     st = stack(row, scale, steps)
@@ -318,7 +320,7 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
         else:
             folder = os.path.join(root, lv.experiment.name)
             log(f"stack {row}: {lv.role} level {lv.experiment.name} ({lv.source}) on {source}")
-            Trainer(lv.experiment, source, folder, log=log).train()
+            Trainer(lv.experiment, source, folder, log=log).train(evaluate=evaluate)
         folders[lv.role], trained_on[lv.role] = folder, source
         if lv.role != "prior":
             above = st.levels[k + 1]
