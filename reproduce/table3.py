@@ -105,8 +105,9 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
                 log(f"table3: stack {row}: no finished Table 1 row {r} in {table1}; its {lv.role} level is "
                     "trained here")
                 continue
-            ours = data.corpus_hash(data_dir)
-            if result.get("corpus_hash") and result["corpus_hash"] != ours:
+            has_manifest = os.path.exists(os.path.join(data_dir, data.MANIFEST))
+            ours = data.corpus_hash(data_dir) if has_manifest else None  # a dry run may have no corpus yet
+            if ours and result.get("corpus_hash") and result["corpus_hash"] != ours:
                 raise SystemExit(f"table3: {table1}: Table 1 row {r} was trained on corpus "
                                  f"{result['corpus_hash'][:12]}, not on {data_dir} ({ours[:12]}); give the same --data")
             out[lv.role] = {"run": result["run_dir"], "trained_on": data_dir, "from": f"Table 1 row {r}"}
@@ -663,9 +664,33 @@ def dry_run(rows: list, scale: str, steps, n: int, seconds: float, bench_dir: st
                       "tf-ada bench train)")
     else:
         blocks.append(f"total training time (estimate): {total / 3600:.1f} h for {len(seen)} levels")
-    blocks.append(f"sampling: {sampling / 1e12:,.2f} TFLOP of generation in all (cached generation runs one step at a "
-                  "time: expect far below the training rate); measures and the page not included")
+    rate = generation_rate(bench_dir, scale)
+    estimate = (f"about {sampling / rate[0] / 3600:.1f} h at {rate[0] / 1e9:.2f} GFLOP/s, the cached generation rate "
+                f"of {rate[1]}" if rate else "time unavailable: no generation benchmark (tf-ada bench generate)")
+    blocks.append(f"sampling: {sampling / 1e12:,.2f} TFLOP of generation in all, {estimate}; the measures and the "
+                  "page not included")
     return "\n\n".join(blocks)
+
+
+def generation_rate(bench_dir: str, scale: str) -> Optional[tuple]:
+    """(FLOP/s, source) of the fastest cached (in-place) generation benchmark in `bench_dir`
+    (`tf-ada bench generate`) of a model at `scale` (else of any model), or None."""
+    best, own = None, None
+    for path in sorted(glob.glob(os.path.join(bench_dir, "generate-*.json"))):
+        try:
+            with open(path) as f:
+                results = json.load(f).get("results", [])
+        except (OSError, ValueError):
+            continue
+        for r in results:
+            if not (r.get("in_place") and r.get("gflop_per_s")):
+                continue
+            found = (r["gflop_per_s"] * 1e9, f"{r.get('model')} (batch {r.get('batch')}; {path})")
+            if best is None or found[0] > best[0]:
+                best = found
+            if str(r.get("model", "")).endswith(f"_{scale}") and (own is None or found[0] > own[0]):
+                own = found
+    return own or best
 
 
 # --- main -----------------------------------------------------------------------------------------------
