@@ -125,3 +125,47 @@ def test_every_stack_one_step_then_reused(audio_shards, table1_tiny, tmp_path, c
     assert table3.main(argv + ["--ratings", str(path)]) == 0
     md = (out / "table3.md").read_text()
     assert "## Human ratings" in md and "4.00 ± n/a (1)" in md and "see ratings" not in md
+
+
+def test_levels_are_reused_from_table1_and_table2_output_folders(tmp_path):
+    """`reused_levels`: finished rows of a Table 1 output folder (row.json), and of a Table 2 one with
+    the first level its code corpus was encoded from (which wins over Table 1's #1.2)."""
+    import numpy as np
+    from tf_ada import data
+    audio, t1, t2 = tmp_path / "audio", tmp_path / "t1", tmp_path / "t2"
+    w = data.ShardWriter(str(audio), kind="audio", dtype="uint8", n_classes=256, sample_rate=16000, chunk_samples=64)
+    w.add("a.wav", "train", np.full(64, 128), {})
+    w.close()
+
+    def finished(folder, **extra):
+        os.makedirs(folder)
+        with open(os.path.join(folder, "row.json"), "w") as f:
+            json.dump(dict({"run_dir": str(folder), "steps": 1}, **extra), f)
+
+    finished(t1 / configs.table1_row("1.2", "tiny").name, corpus_hash=data.corpus_hash(str(audio)))
+    finished(t1 / configs.table1_row("1.1", "tiny").name, corpus_hash=data.corpus_hash(str(audio)))
+    finished(t2 / f"{configs.table2_row('2.2', 'tiny').name}_pbt")  # a PBT row: its row.json names the best member
+    finished(t2 / configs.table2_row("2.4", "tiny").name, diverged=True)
+    w = data.ShardWriter(str(t2 / "codes"), kind="codes", dtype="int16", n_classes=256, sample_rate=2000,
+                         chunk_samples=8)
+    w.update(source_run=str(t2 / "first_level" / "x"), source_data=str(audio), source_experiment="table1_1_2_tiny")
+    w.add("a.wav", "train", np.zeros(8), {})
+    w.close()
+    logs = []
+    got = table3.reused_levels("3.4", "tiny", str(audio), str(t1), None, log=logs.append)
+    assert got == {"first": {"run": str(t1 / "table1_1_2_tiny"), "trained_on": str(audio), "from": "Table 1 row 1.2"}}
+    assert list(table3.reused_levels("3.1", "tiny", str(audio), str(t1), log=logs.append)) == ["prior"]
+    assert table3.reused_levels("3.5", "tiny", str(audio), str(t1), log=logs.append) == {}  # no row 1.7 there
+    got = table3.reused_levels("3.6", "tiny", str(audio), str(t1), str(t2), log=logs.append)
+    assert got["second"]["trained_on"] == str(t2 / "codes") and got["second"]["from"] == "Table 2 row 2.2"
+    assert got["first"]["run"] == str(t2 / "first_level" / "x")  # the first level of Table 2's codes
+    got = table3.reused_levels("3.7", "tiny", str(audio), str(t1), str(t2), log=logs.append)
+    assert "second" not in got and got["first"]["from"] == "Table 1 row 1.2"  # 2.4 diverged: trained here
+    assert any("no finished Table 2 row 2.4" in line for line in logs)
+    # a Table 1 row of another corpus is refused
+    other = tmp_path / "other"
+    w = data.ShardWriter(str(other), kind="audio", dtype="uint8", n_classes=256, sample_rate=16000, chunk_samples=64)
+    w.add("b.wav", "train", np.full(64, 100), {})
+    w.close()
+    with pytest.raises(SystemExit, match="give the same --data"):
+        table3.reused_levels("3.4", "tiny", str(other), str(t1))
