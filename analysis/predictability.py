@@ -10,8 +10,8 @@ Every point is meant to be a converged value of the data's predictability, not o
 * Convergence test: every `eval_every` steps the NLL on a validation part of the training
   sequences (the last 10% of each, never the evaluation data) is measured. A plateau is
   `patience` consecutive measurements without an improvement of more than `tol` (1e-4 nats):
-  training then goes on from the best weights at half the learning rate; the third plateau
-  after three halvings (`max_decays`) ends it as converged, and the best weights are kept. A
+  training then goes on from the best weights at half the learning rate; the plateau after
+  three halvings (`max_decays`), the fourth, ends it as converged, and the best weights are kept. A
   point that reaches `max_steps` first is reported as not converged (`converged` = False in the
   CSV). (The first version stopped at the first plateau at full rate: a warm-started r whose
   fresh Adam state knocked it off its start could stop after 500 steps having learnt nothing,
@@ -152,15 +152,39 @@ def _logits(params, x, r, n_targets, chunk_floats: int = 1 << 24):
     batch = tf.shape(x)[0]
     per_tap = 64 * n_targets * hidden  # floats per tap for a batch of 64 windows (a bound, not exact)
     chunk = max(1, min(r, chunk_floats // per_tap))
+    table = tf.reshape(taps, [r * n_classes, hidden])  # one reshape: its gradient is one dense tensor
     h = tf.zeros([batch, n_targets, hidden])
     for j0 in range(0, r, chunk):
         j1 = min(r, j0 + chunk)
-        table = tf.reshape(taps[j0:j1], [(j1 - j0) * n_classes, hidden])
-        idx = frames[:, :, j0:j1] + tf.range(j1 - j0, dtype=frames.dtype) * n_classes
+        idx = frames[:, :, j0:j1] + tf.range(j0, j1, dtype=frames.dtype) * n_classes
         h += tf.reduce_sum(tf.gather(table, idx), axis=2)
     h = tf.nn.relu(h + params["b1"])
     h = tf.nn.relu(tf.matmul(h, params["w2"]) + params["b2"])
     return tf.matmul(h, params["w3"]) + params["b3"]
+
+
+class ConvergenceTest:
+    """The profile models' convergence test (module docstring), apart from the training: feed it
+    each validation NLL; it answers "improved" (keep these weights), "wait", "halve" (a plateau:
+    `rate` is now half; go on from the best weights) or "converged" (the plateau after
+    `max_decays` halvings; `converged` is then True)."""
+
+    def __init__(self, start_nll: float, rate: float, patience: int = 5, tol: float = 1e-4, max_decays: int = 3):
+        self.best, self.rate, self.patience, self.tol, self.max_decays = start_nll, rate, patience, tol, max_decays
+        self.bad, self.decays, self.converged = 0, 0, False
+
+    def observe(self, nll: float) -> str:
+        if nll < self.best - self.tol:
+            self.best, self.bad = nll, 0
+            return "improved"
+        self.bad += 1
+        if self.bad < self.patience:
+            return "wait"
+        if self.decays == self.max_decays:
+            self.converged = True
+            return "converged"
+        self.decays, self.bad, self.rate = self.decays + 1, 0, self.rate / 2
+        return "halve"
 
 
 def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, learning_rate, max_steps,
@@ -206,29 +230,24 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
     skip = 0 if first_target is None else first_target - r
     valid_w, train_w, eval_w = (_all_windows([q[skip:] for q in seqs], r, n_targets) for seqs in (valid, train, eval_))
     # the starting point is the first "best": a warm-started r never ends worse on validation
-    best, best_values, bad, step = mean_nll(valid_w, len(valid)), [v.numpy() for v in variables], 0, 0
-    t0, rate, decays, converged = time.monotonic(), learning_rate, 0, False
-    while step < max_steps:
+    test = ConvergenceTest(mean_nll(valid_w, len(valid)), learning_rate, patience, tol, max_decays)
+    best_values, step, t0 = [v.numpy() for v in variables], 0, time.monotonic()
+    while step < max_steps and not test.converged:
         for _ in range(eval_every):
             if init is not None and step < eval_every:  # warm start: a fresh Adam's first steps move
-                lr.assign(rate * (step + 1) / eval_every)  # every weight by ~lr; ramp up instead
+                lr.assign(test.rate * (step + 1) / eval_every)  # every weight by ~lr; ramp up instead
             train_step(windows.batch(batch_size))
             step += 1
-        v = mean_nll(valid_w, len(valid))
-        if v < best - tol:
-            best, best_values, bad = v, [var.numpy() for var in variables], 0
-        else:
-            bad += 1
-            if bad >= patience:  # a plateau: go on from the best weights at half the rate
-                if decays == max_decays:
-                    converged = True
-                    break
-                decays, bad, rate = decays + 1, 0, rate / 2
-                lr.assign(rate)
-                for var, val in zip(variables, best_values):
-                    var.assign(val)
+        action = test.observe(mean_nll(valid_w, len(valid)))
+        if action == "improved":
+            best_values = [var.numpy() for var in variables]
+        elif action == "halve":  # go on from the best weights at the new rate
+            lr.assign(test.rate)
+            for var, val in zip(variables, best_values):
+                var.assign(val)
     for var, val in zip(variables, best_values):
         var.assign(val)
+    best, converged, decays = test.best, test.converged, test.decays
     train_units, eval_units = unit_sums(train_w, len(train)), unit_sums(eval_w, len(eval_))
     result = {"train_nll": float(train_units[0].sum() / train_units[1].sum()),
               "eval_nll": float(eval_units[0].sum() / eval_units[1].sum()), "valid_nll": best, "steps": step,
@@ -301,8 +320,9 @@ def profile(train_sequences, eval_sequences, receptive_fields: Iterable[int], n_
     eval_groups = np.arange(len(eval_)) if eval_groups is None else np.asarray(eval_groups)
     cut = [int(len(s) * (1 - valid_fraction)) for s in train]
     fit, valid = [s[:c] for s, c in zip(train, cut)], [s[c:] for s, c in zip(train, cut)]
+    receptive_fields = [int(r) for r in receptive_fields]  # read twice below (an iterator would be spent)
     results, units, weights = [], [], None
-    first_target = max(int(r) for r in receptive_fields)  # every r is measured on the same positions
+    first_target = max(receptive_fields)  # every r is measured on the same positions
     for r in receptive_fields:
         r = int(r)
         if r == 0:

@@ -89,6 +89,24 @@ def make_audio_shards(path, n_files=3, seconds=2.0, seed=0):
     return str(path)
 
 
+# --- parallel runs (make test: pytest-xdist, --dist loadgroup) -----------------------------------------
+# A test that uses the shared tiny runs below goes to the "tiny_runs" group, every other test to its
+# file's group: xdist keeps a group in one process, so the session's runs and each file's module
+# fixtures are built once. Without xdist the marks do nothing.
+SHARED_RUN_FIXTURES = {"table1_tiny_out", "tiny_row_1_2", "table1_tiny", "table1_tiny_resumed"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xdist_group(name): tests that pytest-xdist runs in one process")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (pluggy calls later plugins first)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = SHARED_RUN_FIXTURES & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.xdist_group("tiny_runs" if shared else item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def audio_shards(tmp_path_factory):
     return make_audio_shards(tmp_path_factory.mktemp("audio_shards"))

@@ -167,15 +167,18 @@ def test_every_r_is_measured_on_the_same_positions():
     assert [r.get("non_increasing") for r in res] == [None, "ok", "ok"]
 
 
-def test_warm_started_r_learns_what_the_shorter_one_cannot():
-    # an order-3 Markov chain: r = 1 cannot see the dependence, r = 3 warm-started from it must
-    # learn it (the first version's stop at the first plateau could end r = 3 where it started)
-    rng = np.random.default_rng(7)
-    t = rng.dirichlet(np.ones(4) * 0.2, size=64)
-    seqs = [markov(3, 4, 4000, rng, t) for _ in range(6)]
-    res = profile(seqs[:4], seqs[4:], [1, 3], 4, hidden=32, max_steps=6000, log=lambda s: None)
-    assert res[1]["train_nll"] < res[0]["train_nll"] - 0.1
-    assert res[1]["converged"]
+def test_convergence_test_halves_at_plateaus_and_stops_after_the_last():
+    from analysis.predictability import ConvergenceTest
+    t = ConvergenceTest(1.0, 0.004, patience=2, tol=1e-3, max_decays=2)
+    script = [0.9, 0.8995, 0.9, 0.85, 0.86, 0.86, 0.86, 0.86]
+    # 0.8995 is not better by tol; two non-improvements make a plateau: halve, then again; the
+    # plateau after the last halving ends it
+    assert [t.observe(v) for v in script] == ["improved", "wait", "halve", "improved", "wait", "halve", "wait",
+                                              "converged"]
+    assert t.converged and t.decays == 2 and t.rate == 0.001 and t.best == 0.85
+    # the first version (stop at the first plateau) is max_decays=0
+    t0 = ConvergenceTest(1.0, 0.004, patience=2, tol=1e-3, max_decays=0)
+    assert [t0.observe(v) for v in script[:3]] == ["improved", "wait", "converged"]
 
 
 def test_profile_reports_standard_errors_and_the_non_increasing_check():
