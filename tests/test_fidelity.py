@@ -45,6 +45,24 @@ def test_log_mel_sine_peaks_in_its_band_and_silence_sits_at_the_floor():
     np.testing.assert_allclose(silent, np.log(fidelity.LOG_FLOOR))
 
 
+def test_log_mel_is_the_documented_formula_on_measures_power_spectrum():
+    """log_mel reads tf_ada.measures' frames and power spectrum: ln(|rfft(hann * frame)|^2 / (sum w)^2
+    @ filterbank + floor), computed here from scratch; a full-scale sine's peak bin reads 0.25."""
+    rng = np.random.default_rng(12)
+    x = 0.2 * rng.normal(size=5000)
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fidelity.MEL_FRAME) / fidelity.MEL_FRAME)  # periodic Hann
+    n = 1 + (len(x) - fidelity.MEL_FRAME) // fidelity.MEL_HOP
+    frames = np.stack([x[i * fidelity.MEL_HOP:i * fidelity.MEL_HOP + fidelity.MEL_FRAME] for i in range(n)])
+    power = np.abs(np.fft.rfft(frames * w, axis=1)) ** 2 / w.sum() ** 2
+    expected = np.log(power @ fidelity.mel_filterbank() + fidelity.LOG_FLOOR)
+    np.testing.assert_allclose(fidelity.log_mel(x), expected, rtol=1e-12, atol=1e-12)
+    k = 64  # a bin-centred full-scale sine
+    sine = np.cos(2 * np.pi * k * np.arange(fidelity.MEL_FRAME) / fidelity.MEL_FRAME)
+    fb = np.zeros((fidelity.MEL_FRAME // 2 + 1, 1))
+    fb[k] = 1.0
+    assert np.exp(fidelity.log_mel(sine, filterbank=fb, floor=0.0))[0, 0] == pytest.approx(0.25)
+
+
 # --- matrix square root and Frechet distance --------------------------------------------------
 
 def test_sqrtm_psd_squares_back_and_matches_a_numpy_reference():
@@ -161,6 +179,38 @@ def test_real_baseline_reports_disjoint_halves():
     assert out["value"] >= 0 and np.isfinite(out["se"])
 
 
+def test_n_vs_rest_splits_share_no_piece_and_take_n_items():
+    groups = ["a"] * 12 + ["b"] * 12 + ["c"] * 3 + ["d"] * 12 + ["e"] * 5
+    splits = fidelity.n_vs_rest_splits(groups, 8, n_splits=4, seed=0)
+    assert len(splits) == 4 and len({tuple(a) for a, _ in splits}) == 4  # distinct splits
+    for a, b in splits:
+        in_a, in_b = {groups[i] for i in a}, {groups[i] for i in b}
+        assert len(a) == 8 and not in_a & in_b
+        assert sorted(b.tolist()) == [i for i, g in enumerate(groups) if g in in_b]  # the rest: whole pieces
+        assert len(in_a) >= 2  # dealt over half the pieces, not 8 clips of one piece
+    assert fidelity.n_vs_rest_splits(["a"] * 10, 2) == []  # one piece: no split
+    (a, b), = fidelity.n_vs_rest_splits(["a"] * 10 + ["b"], 2)  # one way only: 2 of piece a against b
+    assert (a.tolist(), b.tolist()) == ([0, 1], [10])
+
+
+def test_real_baseline_n_averages_the_splits_without_averaging_credit():
+    rng = np.random.default_rng(13)
+    groups = np.repeat(["p", "q", "r", "s", "t", "u"], 4).tolist()
+    clips = [0.1 * (1 + 0.2 * "pqrstu".index(g)) * rng.normal(size=SR // 8) for g in groups]
+    out = fidelity.real_baseline_n(clips, groups, 4, n_splits=3, n_bootstrap=10)
+    assert out["n"] == 4 and out["n_splits"] == len(out["splits"]) == 3
+    assert out["value"] == pytest.approx(np.mean([s["value"] for s in out["splits"]]))
+    assert out["se"] == pytest.approx(np.sqrt(np.mean([s["se"] ** 2 for s in out["splits"]])))
+    for s in out["splits"]:
+        assert not set(s["groups_a"]) & set(s["groups_b"]) and s["n_clips_b"] == 4 * len(s["groups_b"])
+    # each split is frechet_log_mel of its two sides, pieces resampled
+    a, b = fidelity.n_vs_rest_splits(groups, 4, 3)[0]
+    first = fidelity.frechet_log_mel([clips[i] for i in a], [clips[i] for i in b], 10, 0,
+                                     [groups[i] for i in a], [groups[i] for i in b])
+    assert (out["splits"][0]["value"], out["splits"][0]["se"]) == (first["value"], first["se"])
+    assert "reason" in fidelity.real_baseline_n(clips[:4], groups[:4], 4)
+
+
 # --- note measures ----------------------------------------------------------------------------
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71, 72]
@@ -228,6 +278,18 @@ def test_note_measures_of_a_set_against_itself_and_against_another():
     assert out["pitch_class_distance"]["value"] > 0.5  # F# major triads against a C major scale
     assert out["polyphony"]["difference"]["value"] == pytest.approx(2.0)
     assert out["note_density"]["difference"]["value"] == pytest.approx(3.0 - 2.0)
+
+
+def test_pitch_class_distance_of_a_set_without_notes_is_nan_not_half():
+    scales = [(_scale(C_MAJOR_SCALE), 8.0) for _ in range(4)]
+    silent = [(np.zeros((0, 3)), 8.0) for _ in range(4)]
+    for a, b in ((silent, scales), (scales, silent), (silent, silent)):
+        pcd = fidelity.note_measures(a, b, n_bootstrap=20)["pitch_class_distance"]
+        assert np.isnan(pcd["value"]) and np.isnan(pcd["se"])
+    # one clip without notes among others: resamples drawing only it are dropped from the SE
+    mixed = silent[:1] + [(_scale([61, 66, 70]), 8.0)]
+    pcd = fidelity.note_measures(mixed, scales, n_bootstrap=50, seed=1)["pitch_class_distance"]
+    assert pcd["value"] == pytest.approx(1.0) and np.isfinite(pcd["se"])
 
 
 def test_resampling_pieces_keeps_their_clips_together_and_widens_the_se():

@@ -62,6 +62,7 @@ N_MELS = 64
 MEL_FMIN, MEL_FMAX = 20.0, 8000.0
 LOG_FLOOR = 1e-8
 N_BOOTSTRAP = 200
+BASELINE_SPLITS = 4  # splits of `real_baseline_n`
 
 KEY_WINDOW, KEY_HOP = 4.0, 2.0
 KEY_MIN_NOTES = 3
@@ -90,7 +91,8 @@ def mel_filterbank(n_mels: int = N_MELS, frame_size: int = MEL_FRAME, sample_rat
     Filter m rises linearly from edge m to 1 at centre m + 1 and falls to 0 at edge m + 2, where the
     n_mels + 2 edges are equally spaced in HTK mel between `fmin` and `fmax`; weights are the
     triangle evaluated at each bin's frequency. A filter narrower than the bin spacing would be
-    empty; with the defaults (1024-point frames: 15.6 Hz bins; lowest filter 20-62 Hz) none is.
+    empty; with the defaults (1024-point frames: 15.6 Hz bins; lowest filter 20-77 Hz, centre 48 Hz)
+    none is.
     """
     freqs = np.fft.rfftfreq(frame_size, 1.0 / sample_rate)  # [bins]
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # [n_mels + 2]
@@ -112,9 +114,8 @@ def log_mel(audio, frame_size: int = MEL_FRAME, hop: int = MEL_HOP, n_mels: int 
       floor: added to the mel power before the natural log.
     """
     fb = mel_filterbank(n_mels, frame_size, sample_rate, fmin, fmax) if filterbank is None else filterbank
-    window = np.hanning(frame_size + 1)[:-1]
-    fr = measures.frames(audio, frame_size, hop) * window  # [n_frames, frame_size]
-    power = np.abs(np.fft.rfft(fr, axis=1)) ** 2 / np.sum(window) ** 2
+    spectrum, _ = measures.power_spectrum(audio, frame_size, hop)  # |X|^2 of periodic-Hann frames [n_frames, bins]
+    power = spectrum / np.sum(measures._window(frame_size)) ** 2  # a full-scale sine's peak bin: 0.25
     return np.log(power @ fb + floor)
 
 
@@ -272,6 +273,79 @@ def real_baseline(clips: Sequence[np.ndarray], groups: Optional[Sequence] = None
     return out
 
 
+def n_vs_rest_splits(groups: Sequence, n: int, n_splits: int = BASELINE_SPLITS,
+                     seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Up to `n_splits` distinct splits of items into `n` items and "the rest", the two sides sharing
+    no group (piece). Try k (of at most 8 `n_splits`) shuffles the groups with `seed + k` and takes
+    half of them (at least one; more while they hold under `n` items, always leaving one for the
+    rest); their items are dealt in turn, one per group, until `n`; the rest are every item of the
+    other groups. A split found before is skipped.
+
+    Returns:
+      [(indices of the n items, indices of the rest)], int arrays; [] when no split fits (one
+      group, or fewer than `n` items outside the largest group).
+    """
+    labels = [str(g) for g in groups]
+    keys = list(dict.fromkeys(labels))
+    members = {k: [i for i, g in enumerate(labels) if g == k] for k in keys}
+    out, seen = [], set()
+    for k in range(8 * n_splits):
+        if len(out) == n_splits:
+            break
+        order = [keys[i] for i in np.random.default_rng(seed + k).permutation(len(keys))]
+        take = max(1, len(keys) // 2)
+        while take < len(keys) - 1 and sum(len(members[g]) for g in order[:take]) < n:
+            take += 1
+        chosen = order[:take]
+        if take >= len(keys) or sum(len(members[g]) for g in chosen) < n:
+            continue
+        picked, depth = [], 0
+        while len(picked) < n:
+            picked += [members[g][depth] for g in chosen if depth < len(members[g])][:n - len(picked)]
+            depth += 1
+        part = frozenset(picked)
+        if part in seen:
+            continue
+        seen.add(part)
+        rest = [i for g in order[take:] for i in members[g]]
+        out.append((np.array(sorted(picked), np.int64), np.array(sorted(rest), np.int64)))
+    return out
+
+
+def real_baseline_n(clips: Sequence[np.ndarray], groups: Sequence, n: int, n_splits: int = BASELINE_SPLITS,
+                    n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+    """The Frechet log-mel distance of `n` real clips from the rest (`n_vs_rest_splits`: the two sides
+    share no piece), averaged over the splits: what a model whose `n` samples were real music would
+    score, to read a stack's `n` samples against. Each split's SE is its bootstrap SE (pieces
+    resampled on both sides); the splits share the rest's clips, so their errors are correlated and
+    the average gets no 1/sqrt(splits) credit: its SE is the root mean square of the splits' SEs.
+
+    Args:
+      clips: float audio `[T]` per clip (held-out excerpts); groups: the piece of each.
+      n: clips on the sample side (the streams per stack).
+      n_splits, n_bootstrap, seed: splits, resamples per split, and their seed.
+
+    Returns:
+      {"value", "se", "n", "n_splits", "splits": [{"value", "se", "groups_a", "groups_b", "n_clips_b"}]};
+      {"reason"} when no split fits.
+    """
+    splits = n_vs_rest_splits(groups, n, n_splits, seed)
+    if not splits:
+        return {"reason": f"no split of {len(clips)} excerpts from {len(set(map(str, groups)))} piece(s) into {n} "
+                          "and the rest sharing no piece"}
+    fb = mel_filterbank()
+    features = [log_mel(x, filterbank=fb) for x in clips]
+    parts = []
+    for k, (ia, ib) in enumerate(splits):
+        d = frechet_features([features[i] for i in ia], [features[i] for i in ib], n_bootstrap, seed + k,
+                             [groups[i] for i in ia], [groups[i] for i in ib])
+        parts.append({"value": d["value"], "se": d["se"], "groups_a": sorted({str(groups[i]) for i in ia}),
+                      "groups_b": sorted({str(groups[i]) for i in ib}), "n_clips_b": len(ib)})
+    return {"value": float(np.mean([p["value"] for p in parts])),
+            "se": float(np.sqrt(np.mean([p["se"] ** 2 for p in parts]))), "n": int(n), "n_splits": len(parts),
+            "splits": parts}
+
+
 # --- measures over note lists ----------------------------------------------------------------
 
 def _notes(notes) -> np.ndarray:
@@ -389,7 +463,8 @@ def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootst
 
     Returns:
       {"pitch_class_distance": {value, se}: total variation between the pooled pitch-class
-       histograms (both sets resampled); and for each of note_density, polyphony, key_clarity,
+       histograms (both sets resampled; NaN when either set has no sounding note, and resamples
+       without notes are dropped from the SE); and for each of note_density, polyphony, key_clarity,
        key_change_rate: {"samples": {value, se}, "reference": {value, se}, "difference": {value,
        se}}: the mean over clips (NaN clips skipped) and samples minus reference, the SE of the
        difference from independent resamples of both sets}.
@@ -402,7 +477,9 @@ def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootst
 
     def tv(ia, ib):
         p, q = hist_a[ia].sum(0), hist_b[ib].sum(0)
-        return 0.5 * np.abs(p / max(p.sum(), 1e-300) - q / max(q.sum(), 1e-300)).sum()
+        if not (p.sum() > 0 and q.sum() > 0):  # a set without notes has no pitch-class distribution
+            return np.nan
+        return 0.5 * np.abs(p / p.sum() - q / q.sum()).sum()
 
     ga, gb = sample_groups, reference_groups
     out = {"pitch_class_distance": _two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap, rng_seed[0],
