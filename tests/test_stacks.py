@@ -95,9 +95,10 @@ def stack_runs(audio_shards, stack_root):
     for lv in st.levels[1:]:  # the levels above were trained here
         assert any(f"{lv.experiment.name} step 1/1" in line for line in logs), lv.role
     # the prior's excerpts (256 steps) are longer than the records the hop alone would give (8192 / 64)
-    second_codes = root / f"codes_{st.levels[1].experiment.name}"
+    second_codes = root / f"codes_{st.levels[1].experiment.name}_step1"  # named by the checkpoint encoded
     assert json.load(open(second_codes / "manifest.json"))["chunk_samples"] == 256
-    assert json.load(open(root / f"codes_{st.levels[0].experiment.name}" / "manifest.json"))["chunk_samples"] == 1024
+    assert json.load(open(root / f"codes_{st.levels[0].experiment.name}_step1" / "manifest.json"))["chunk_samples"] \
+        == 1024
     row, folders = stacks.read_runs(desc)
     assert row == "3.6" and sorted(folders) == ["first", "prior", "second"]
     return desc, folders
@@ -150,7 +151,7 @@ def test_stack_levels_are_checked(stack_runs, tmp_path, capsys):
     code = cli.main(["sample", "--stack", "3.6", "--runs", desc, "--out", str(tmp_path / "o"),
                      "--level", f"second={other}"])
     assert code == 2 and "the prior level trained on" in capsys.readouterr().err
-    assert stacks.read_corpora(desc)["second"].endswith("codes_table1_1_2_tiny")
+    assert stacks.read_corpora(desc)["second"].endswith("codes_table1_1_2_tiny_step1")
     code = cli.main(["sample", "--stack", "3.7", "--runs", desc, "--out", str(tmp_path / "o")])
     assert code == 2 and "describes stack 3.6, not 3.7" in capsys.readouterr().err
     code = cli.main(["sample", "--stack", "3.6", "--runs", desc])
@@ -174,6 +175,31 @@ def test_one_level_stack_and_the_old_sample_form(audio_shards, stack_root, tmp_p
     assert (tmp_path / "old.wav").exists()
     assert isinstance(stacks.load_stack("3.1", {"prior": str(wn)}, log=lambda *a: None).models["prior"],
                       WaveNet)
+
+
+def test_resampling_a_folder_with_fewer_streams_leaves_no_stale_wav(tmp_path):
+    """sample_stack clears audio/ and level_*/ before writing; sample_wavs reads exactly the wavs
+    that samples.json lists (an untrained tiny 3.1 prior: the files, not the sound, matter here)."""
+    exp = stacks.stack("3.1", "tiny", steps=1).prior.experiment
+    tf.keras.utils.set_random_seed(0)
+    loaded = stacks.LoadedStack("3.1", {"prior": build_model(exp.model)}, {"prior": exp}, {"prior": str(tmp_path)})
+    out = tmp_path / "samples"
+    stacks.sample_stack(loaded, 0.002, 3, str(out), log=lambda *a: None)
+    assert sorted(os.listdir(out / "audio")) == ["stream_00.wav", "stream_01.wav", "stream_02.wav"]
+    os.makedirs(out / "level_prior")  # as a 3.4 sampled into the same folder would have left
+    open(out / "level_prior" / "stream_00.wav", "wb").close()
+    open(out / "audio" / "stray.wav", "wb").close()
+    summary = stacks.sample_stack(loaded, 0.002, 1, str(out), log=lambda *a: None)
+    assert sorted(os.listdir(out / "audio")) == ["stream_00.wav"] and not (out / "level_prior").exists()
+    assert summary["wavs"] == {"audio": ["audio/stream_00.wav"]}
+    assert stacks.sample_wavs(str(out)) == [str(out / "audio" / "stream_00.wav")]
+    open(out / "audio" / "stream_01.wav", "wb").close()  # a wav samples.json does not list is not read
+    assert stacks.sample_wavs(str(out)) == [str(out / "audio" / "stream_00.wav")]
+    with pytest.raises(stacks.StackError, match="no rendered level 'second'"):
+        stacks.sample_wavs(str(out), "second")
+    os.remove(out / "audio" / "stream_00.wav")
+    with pytest.raises(stacks.StackError, match="stream_00.wav, which does not exist"):
+        stacks.sample_wavs(str(out))
 
 
 @pytest.mark.slow

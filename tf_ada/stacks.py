@@ -289,15 +289,17 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
     """Trains the levels of stack `row` bottom-up under `root` (resumable), each on the codes of the
     level below, and writes `root/stack_ROW.json` naming their run folders; returns its path.
 
-    A level's run folder is `root/EXPERIMENT_NAME` and the codes it writes `root/codes_EXPERIMENT_NAME`,
-    so stacks trained under one root share their common levels (#1.2 for 3.4, 3.6 and 3.7). The code
+    A level's run folder is `root/EXPERIMENT_NAME` and the codes it writes
+    `root/codes_EXPERIMENT_NAME_stepSTEP` (STEP: the checkpoint encoded, so a level trained further
+    gets new codes, never a clash with the old ones), so stacks trained under one root share their
+    common levels (#1.2 for 3.4, 3.6 and 3.7). The code
     corpus read by the level above is encoded with records at least that level's excerpt length
     (`encode_corpus(record_steps=...)`). A finished level is not trained again (the Trainer resumes
     from its checkpoints and stops at its step count); a finished corpus is not encoded again.
 
     reuse: {role: {"run": run folder, "trained_on": its data folder}} of levels trained elsewhere
       (Table 1's or Table 2's run folders, `reproduce/table3.py`): used as they are, never trained
-      here. A reused level's codes go to `root/codes_NAME_HASH` (HASH: of the run folder's path), so
+      here. A reused level's codes go to `root/codes_NAME_stepSTEP_HASH` (HASH: of the run folder's path), so
       they never mix with the codes of the level trained here under the same name; when the level
       above is reused too, its own `trained_on` corpus is used and nothing is encoded.
     evaluate: False trains the levels without their periodic and final held-out evaluations
@@ -329,7 +331,8 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
                 continue
             model, meta = encode.source_of_run(folder)
             default = max(1, int(data_mod.load_manifest(source).chunk_samples) // lv.hop)
-            name = f"codes_{lv.experiment.name}"
+            # named by the checkpoint step: a level trained further writes new codes beside the old
+            name = f"codes_{lv.experiment.name}_step{meta['source_step']}"
             if given:
                 import hashlib
                 name += "_" + hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:8]
@@ -355,11 +358,8 @@ def level_seeds(seed: int, roles: list[str]) -> dict:
 
 
 def _generation_flops(model) -> float:
-    """FLOPs per generated step of a level (the network that runs at every step)."""
-    cfg = model.config
-    if isinstance(cfg, ADAConfig):
-        return cfg.local.flops_per_timestep() + cfg.modulator.flops_per_timestep() / cfg.hop
-    return cfg.flops_per_timestep()
+    """FLOPs per generated step of a built level (`generation_flops` of its config)."""
+    return generation_flops(model.config)
 
 
 def generation_flops(config) -> float:
@@ -383,7 +383,8 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
         the wavs go: `audio/stream_I.wav` (the stack's samples) and, with `render_levels`,
         `level_ROLE/stream_I.wav` for every code level: its codes rendered through the levels below
         with their own (render) seeds, so that what the codes fix can be heard apart from what the
-        lower decoders' sampling adds.
+        lower decoders' sampling adds. What an earlier sampling left there is removed first
+        (`clear_samples`); samples.json lists the wavs written (`sample_wavs` reads them).
       seed: base seed; each level gets `level_seeds(seed, roles)[role]`.
       temperatures: {role: temperature} (default 1.0 for every level).
 
@@ -413,6 +414,7 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
     # progress over the levels, weighted by each level's generation FLOPs (the ETA of the levels below)
     progress = Progress(sum(work.values()) / 1e6, f"sample {loaded.row}", unit="MFLOP", interval=0.0,
                         stream=LogStream(log))
+    clear_samples(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     log(f"sample {loaded.row}: {n} stream(s) x {n_audio / SAMPLE_RATE:.3f} s ({n_top} prior steps x hop {hop}); "
         f"levels top-down: {', '.join(reversed(roles))}")
@@ -429,8 +431,9 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
         progress.update(work[role] / 1e6, note=f"{role} level: {lengths[role]:,} steps x {n} in {walls[role]:.1f} s")
     wall = time.monotonic() - t_start
     audio = outputs[roles[0]]
-    for i in range(n):
-        save_wav(os.path.join(out_dir, "audio", f"stream_{i:02d}.wav"), ops.mu_law_decode(audio[i]).numpy())
+    wavs = {"audio": [f"audio/stream_{i:02d}.wav" for i in range(n)]}
+    for i, rel in enumerate(wavs["audio"]):
+        save_wav(os.path.join(out_dir, rel), ops.mu_law_decode(audio[i]).numpy())
     renders, t_render = {}, time.monotonic()
     if render_levels:
         for k, role in enumerate(roles[1:], start=1):  # code levels: render through the levels below
@@ -438,9 +441,9 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
             for below in reversed(roles[:k]):
                 x = np.asarray(loaded.models[below].decode(x, seed=render_seed, temperature=temps[below],
                                                            verbose=False))
-            for i in range(n):
-                save_wav(os.path.join(out_dir, f"level_{role}", f"stream_{i:02d}.wav"),
-                         ops.mu_law_decode(x[i]).numpy())
+            wavs[role] = [f"level_{role}/stream_{i:02d}.wav" for i in range(n)]
+            for i, rel in enumerate(wavs[role]):
+                save_wav(os.path.join(out_dir, rel), ops.mu_law_decode(x[i]).numpy())
             renders[role] = {"seed": render_seed, "through": list(reversed(roles[:k])),
                              "folder": f"level_{role}"}
     render_wall = time.monotonic() - t_render
@@ -456,12 +459,61 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
                "wall_seconds": {r: round(w, 3) for r, w in walls.items()}, "wall_seconds_total": round(wall, 3),
                "audio_seconds_per_wall_second": rate, "level_renders": renders,
                "level_renders_wall_seconds": round(render_wall, 3),
-               "files": {"audio": "audio/stream_NN.wav", "codes": {r: f"codes_{r}.npy" for r in roles}}}
+               "files": {"audio": "audio/stream_NN.wav", "codes": {r: f"codes_{r}.npy" for r in roles}},
+               "wavs": wavs}
     with open(os.path.join(out_dir, "samples.json"), "w") as f:
         json.dump(summary, f, indent=2)
     log(f"sample {loaded.row}: {n * n_audio / SAMPLE_RATE:.2f} s of audio in {wall:.1f} s wall "
         f"({rate:.4f} s of audio per wall-clock second) -> {out_dir}")
     return summary
+
+
+def clear_samples(out_dir: str) -> None:
+    """Removes what `sample_stack` writes in `out_dir` (samples.json, codes_*.npy, audio/, level_*/),
+    so that a sampling with fewer streams or levels leaves no stale wav beside its own."""
+    import glob
+    import shutil
+    if os.path.exists(os.path.join(out_dir, "samples.json")):
+        os.remove(os.path.join(out_dir, "samples.json"))  # first: an interrupted run leaves no summary
+    for path in glob.glob(os.path.join(out_dir, "codes_*.npy")):
+        os.remove(path)
+    for path in [os.path.join(out_dir, "audio")] + glob.glob(os.path.join(out_dir, "level_*")):
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+
+
+def sample_wavs(folder: str, level: Optional[str] = None) -> list[str]:
+    """The wavs of a `sample_stack` folder that its samples.json lists, in stream order: the stack's
+    samples (audio/stream_NN.wav), or with `level` the renders of that code level; nothing else
+    that lies in those folders. A samples.json without a wav list (an older one) lists
+    `streams` files named stream_NN.wav in audio/ (or in the level's render folder); a folder
+    without samples.json: its sorted *.wav files (the folder says nothing more).
+
+    Raises:
+      StackError: samples.json lists a wav that does not exist, or has no such level.
+    """
+    import glob
+    path = os.path.join(folder, "samples.json")
+    if not os.path.exists(path):
+        sub = "audio" if level is None else f"level_{level}"
+        return sorted(glob.glob(os.path.join(folder, sub, "*.wav")))
+    with open(path) as f:
+        info = json.load(f)
+    key = "audio" if level is None else level
+    listed = (info.get("wavs") or {}).get(key)
+    if listed is None:
+        if level is None:
+            sub = "audio"
+        elif level in (info.get("level_renders") or {}):
+            sub = info["level_renders"][level].get("folder", f"level_{level}")
+        else:
+            raise StackError(f"{path}: no rendered level {level!r}")
+        listed = [f"{sub}/stream_{i:02d}.wav" for i in range(int(info.get("streams", 0)))]
+    wavs = [os.path.join(folder, *rel.split("/")) for rel in listed]
+    missing = [w for w in wavs if not os.path.isfile(w)]
+    if missing:
+        raise StackError(f"{path} lists {missing[0]}, which does not exist")
+    return wavs
 
 
 def _above(roles: list[str], role: str) -> str:
@@ -501,4 +553,4 @@ if __name__ == "__main__":
 
 __all__ = ["PAPER_TABLE3", "Level", "Stack", "stack", "prior_experiment", "receptive_field_table", "StackError",
            "read_runs", "read_corpora", "load_stack", "LoadedStack", "sample_stack", "level_seeds", "train_stack",
-           "markdown_table", "generation_flops"]
+           "markdown_table", "generation_flops", "sample_wavs", "clear_samples"]
