@@ -1,20 +1,23 @@
-"""The listening page of Table 3 (sec. 4.4): every sample of every stack, real excerpts, and a blind rating mode.
+"""The listening pages of Table 3 (sec. 4.4): every sample of every stack, real excerpts, and a blind rating page.
 
     python -m reproduce.listening --samples DIR [DIR ...] --real WAV [WAV ...] --out DIR [--title T] [--seed S]
 
-`write_listening_page` reads sample folders written by `tf_ada.stacks.sample_stack` (samples.json,
-audio/stream_NN.wav, level_ROLE/stream_NN.wav) and writes OUT/index.html with two modes:
+`write_listening_page` reads sample folders written by `tf_ada.stacks.sample_stack` (the wavs their
+samples.json lists, `tf_ada.stacks.sample_wavs`: audio/stream_NN.wav, level_ROLE/stream_NN.wav) and
+writes two pages:
 
-* **named** (index.html): an overview of the stacks (description, levels, receptive field ours and
+* **named** (OUT/index.html): an overview of the stacks (description, levels, receptive field ours and
   the paper's, seconds per wall-clock second), then per stack its facts (seeds, temperatures, level
   experiments) and a player with a spectrogram beside it for every stream at every level: the stack's
   samples (audio/) and each code level rendered through the levels below (level_ROLE/); then the real
   held-out excerpts. Media are copied beside the page (`pages.asset`), so the folder is self-contained.
-* **blind** (index.html#blind, the "blind rating" link): the stacks' samples (audio/, the top-down
+* **blind** (OUT/blind/index.html, a folder of its own): the stacks' samples (audio/, the top-down
   output) and the real excerpts, shuffled, each under an opaque id with a copy of its wav named by
-  that id (blind/ID.wav, re-encoded as 16-bit mono, optionally cut to `blind_seconds`), so that
-  neither the page nor the files' names or headers say which stack made it; the
-  named section and the provenance are hidden. Each item has a 1-5 rating of fidelity and of
+  that id (OUT/blind/ID.wav, re-encoded as 16-bit mono, optionally cut to `blind_seconds`). The
+  folder holds that page and those wavs only: no named page, no assets/ (whose copies of the same
+  audio would map ids to stacks), no key and no provenance, so that neither the page nor the files'
+  names, headers or neighbours say which stack made an item. Hand raters OUT/blind/ alone. Each
+  item has a 1-5 rating of fidelity and of
   musicality, as the paper's informal blind study (sec. 4.4: raters "rate the model out of five in
   terms of fidelity and musicality"; Table 3 reports mean and standard error across 28 raters; the
   paper's raters rated each model after four samples, ours rate each sample and
@@ -23,9 +26,12 @@ audio/stream_NN.wav, level_ROLE/stream_NN.wav) and writes OUT/index.html with tw
   musicality}]) as a download and in the page's textarea (#ratings-json). Ratings are kept in the
   browser's localStorage between visits; the display order is shuffled again on each visit.
 
-The id -> stack key goes to OUT/key.json (never into the page): keep it away from raters, and give it
-to `python -m tf_ada.ratings summarize FILES --key OUT/key.json`. Rebuilding the page draws new ids
-(ratings of an older build are refused by the key's page id).
+The id -> stack key goes to OUT/key.json (never into a page): keep it away from raters, and give it
+to `python -m tf_ada.ratings summarize FILES --key OUT/key.json`. It records the sha256 of every
+source file. The page id and the blind ids derive from `seed` and those contents (and
+`blind_seconds`): rebuilding from the same files with the same seed gives the same page, and a
+rebuild from changed audio gets a new page id, so that ratings of the older build are refused by
+the key (without a seed every build draws new ids).
 
 The page carries one inline script and no external resource (nothing loaded from the network).
 """
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
+import hashlib
 import json
 import os
 import random
@@ -63,14 +70,12 @@ STYLE = """
 .item fieldset{border:none;margin:0;padding:0}.item legend{font-size:0.85em;color:#555;padding:0}
 .item label{margin-right:6px;white-space:nowrap}.item.done{background:#f2f8f2}
 #ratings-json{width:100%;height:9em;font-family:monospace;font-size:0.8em}
-body.blind-mode .provenance{display:none}
 """
 
 SCRIPT = """
 (function () {
   'use strict';
   var MEASURES = %(measures)s, PAGE = %(page)s, FORMAT = %(format)s;
-  var named = document.getElementById('named'), blind = document.getElementById('blind');
   var list = document.getElementById('blind-items');
   var items = Array.prototype.slice.call(list.querySelectorAll('.item'));
   var raterInput = document.getElementById('rater'), out = document.getElementById('ratings-json');
@@ -79,12 +84,6 @@ SCRIPT = """
     var j = Math.floor(Math.random() * (i + 1)), t = items[i]; items[i] = items[j]; items[j] = t;
   }
   items.forEach(function (el, k) { list.appendChild(el); el.querySelector('.num').textContent = (k + 1) + '.'; });
-  function showMode() {
-    var isBlind = location.hash === '#blind';
-    named.hidden = isBlind; blind.hidden = !isBlind;
-    document.body.classList.toggle('blind-mode', isBlind);
-  }
-  window.addEventListener('hashchange', showMode); showMode();
   function value(el, m) {
     var c = el.querySelector('input[name="' + m + '-' + el.dataset.item + '"]:checked');
     return c ? Number(c.value) : null;
@@ -146,10 +145,6 @@ class ListeningError(ValueError):
 
 # --- sample folders ----------------------------------------------------------------------------------
 
-def _wavs(folder: str) -> list:
-    return sorted(glob.glob(os.path.join(folder, "*.wav")))
-
-
 def _scale(info: dict) -> Optional[str]:
     """The scale of a stack's levels, read from its experiments' names (`..._cpu`), if they say."""
     from tf_ada.configs import SCALES
@@ -170,7 +165,8 @@ def _receptive_field_ms(info: dict, row: str) -> Optional[float]:
 
 def read_sample_folder(folder: str) -> dict:
     """What the page shows of one `sample_stack` folder: {folder, row, description, info (samples.json,
-    {} without one), rf_ms, paper_rf_ms, streams: [wav], levels: [(role, label, [wav])], top-down}."""
+    {} without one), rf_ms, paper_rf_ms, streams: [wav], levels: [(role, label, [wav])], top-down}:
+    the wavs samples.json lists (`tf_ada.stacks.sample_wavs`), never stale files beside them."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: sample folder does not exist")
     info = {}
@@ -181,19 +177,26 @@ def read_sample_folder(folder: str) -> dict:
                 info = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ListeningError(f"{path}: not JSON ({e})") from None
-    streams = _wavs(os.path.join(folder, "audio"))
+    from tf_ada.stacks import StackError, sample_wavs
+    try:
+        streams = sample_wavs(folder)
+    except StackError as e:
+        raise ListeningError(str(e)) from None
     if not streams:
         raise ListeningError(f"{folder}: no audio/*.wav (not a folder written by tf_ada.stacks.sample_stack)")
     row = str(info.get("stack") or os.path.basename(os.path.normpath(folder)))
     spec = rows.TABLE3.get(row)
     renders = info.get("level_renders") or {}
-    roles = [r for r in info.get("levels_top_down", []) if r in renders or os.path.isdir(os.path.join(folder,
-                                                                                                     f"level_{r}"))]
-    roles += sorted(os.path.basename(d)[len("level_"):] for d in glob.glob(os.path.join(folder, "level_*"))
-                    if os.path.basename(d)[len("level_"):] not in roles)
+    if info:  # the levels samples.json says were rendered, nothing else lying in the folder
+        roles = [r for r in info.get("levels_top_down", []) if r in renders]
+    else:  # a folder without samples.json: the level folders on disk
+        roles = sorted(os.path.basename(d)[len("level_"):] for d in glob.glob(os.path.join(folder, "level_*")))
     levels = []
     for role in roles:
-        wavs = _wavs(os.path.join(folder, (renders.get(role) or {}).get("folder", f"level_{role}")))
+        try:
+            wavs = sample_wavs(folder, role)
+        except StackError as e:
+            raise ListeningError(str(e)) from None
         if wavs:
             through = (renders.get(role) or {}).get("through")
             label = f"{role} codes rendered" + (f" through {', '.join(through)}" if through else "")
@@ -264,13 +267,13 @@ def _blind_item(item_id: str) -> str:
                          for v in range(ratings.SCALE[0], ratings.SCALE[1] + 1))
         fields.append(f"<fieldset><legend>{m}</legend>{radios}</fieldset>")
     return (f"<div class='item' data-item='{item_id}'><span class='num'></span>"
-            f"<audio controls preload='metadata' src='{BLIND_DIR}/{item_id}.wav'></audio>{''.join(fields)}</div>")
+            f"<audio controls preload='metadata' src='{item_id}.wav'></audio>{''.join(fields)}</div>")
 
 
 def _blind_section(item_ids: list) -> Raw:
     questions = "".join(f"<li>{esc(q)}</li>" for q in QUESTIONS.values())
     return Raw(
-        "<section id='blind' hidden>" + str(pages.heading("Blind rating")) +
+        "<section id='blind'>" + str(pages.heading("Blind rating")) +
         f"<p>Listen to each of the {len(item_ids)} excerpts below (in any order, as often as you like) and rate "
         "each from 1 to 5 on:</p>" + f"<ul>{questions}</ul>" +
         "<p><label>Your name: <input id='rater' type='text' size='24' autocomplete='name'></label> "
@@ -306,26 +309,54 @@ def _new_ids(n: int, rng: random.Random) -> list:
     return ids
 
 
+def page_identity(seed: Optional[int], hashes: list, blind_seconds: Optional[float]) -> tuple:
+    """(page id, rng of the blind ids and order). With a seed both derive from it, the sources'
+    contents (`hashes`: [[label, kind, index, sha256]] of the blind items) and `blind_seconds`: the
+    same inputs give the same page, changed audio a new page id. Without a seed: fresh randomness."""
+    if seed is None:
+        rng = random.Random()
+        return f"{rng.getrandbits(48):012x}", rng
+    digest = hashlib.sha256(json.dumps({"seed": int(seed), "blind_seconds": blind_seconds, "sources": hashes},
+                                       sort_keys=True).encode()).hexdigest()
+    return digest[:12], random.Random(int(digest, 16))
+
+
+def _write_blind_page(path: str, title: str, item_ids: list, page_id: str) -> str:
+    """The blind page: the items, the rating form and the script; no provenance block (the command
+    line names the sample folders), no link to the named page."""
+    from tf_ada import fileio
+    doc = ["<!doctype html>", "<html lang='en'><head><meta charset='utf-8'>",
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+           f"<title>{esc(title)}</title><style>{pages.STYLE}{STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
+           str(_blind_section(item_ids)), str(_script(page_id)), "</body></html>"]
+    fileio.atomic_write_text(path, "\n".join(doc) + "\n")
+    return path
+
+
 def write_listening_page(out_dir: str, stacks: list, real_wavs: list, title: str = "Table 3: listening page",
                          seed: Optional[int] = None, blind_seconds: Optional[float] = None,
                          prov: Optional[dict] = None) -> str:
-    """Writes out_dir/index.html (named and blind modes), out_dir/key.json and the page's media.
+    """Writes out_dir/index.html (the named page), out_dir/blind/ (the blind page and its wavs, to hand
+    to raters), out_dir/key.json and the named page's media.
 
     Args:
-      out_dir: the page's folder (created); media outside it are copied in (assets/, blind/).
+      out_dir: the page's folder (created); media outside it are copied in (assets/).
       stacks: sample folders written by `tf_ada.stacks.sample_stack` (one per stack, in display order).
       real_wavs: held-out real excerpts (wav paths), shown after the stacks and mixed into the blind items.
-      title: the page's title (shown in blind mode too: do not name a stack in it).
-      seed: seeds the blind ids and the order they are written in (default: fresh randomness).
+      title: the pages' title (the blind page's too: do not name a stack in it).
+      seed: with the sources' contents, seeds the page id, the blind ids and the order they are
+        written in (`page_identity`; default: fresh randomness).
       blind_seconds: cut every blind item to its first `blind_seconds` (default: whole files). A
         duration that differs between real excerpts and samples tells them apart: give excerpts of
         the samples' length, or set this. Blind copies are re-encoded as 16-bit mono either way.
-      prov: `pages.provenance()`'s dict (default: made here).
+      prov: `pages.provenance()`'s dict for the named page (default: made here).
 
     Returns:
       The path of out_dir/index.html. key.json maps every blind item id to its stack (the row, or
-      "real" for an excerpt); it is what `tf_ada.ratings.summarize` reads.
+      "real" for an excerpt), with the sha256 of every source file; it is what
+      `tf_ada.ratings.summarize` reads.
     """
+    from tf_ada import fileio
     if blind_seconds is not None and not blind_seconds > 0:
         raise ListeningError(f"blind_seconds must be > 0, got {blind_seconds}")
     if not stacks and not real_wavs:
@@ -336,38 +367,44 @@ def write_listening_page(out_dir: str, stacks: list, real_wavs: list, title: str
     folders = [read_sample_folder(f) for f in stacks]
     labels = _labels(folders)
     os.makedirs(out_dir, exist_ok=True)
-    rng = random.Random(seed)
-    page_id = f"{rng.getrandbits(48):012x}"
+    shown = [w for s in folders for w in s["streams"] + [w for _, _, ws in s["levels"] for w in ws]] + list(real_wavs)
+    sha = {os.path.abspath(w): fileio.sha256_file(w) for w in shown}
 
     # blind items: the stacks' samples (audio/) and the real excerpts, under opaque ids
     sources = [(label, "sample", wav, i) for s, label in zip(folders, labels) for i, wav in enumerate(s["streams"])]
     sources += [(ratings.REAL, "real", wav, i) for i, wav in enumerate(real_wavs)]
+    page_id, rng = page_identity(seed, [[label, kind, i, sha[os.path.abspath(wav)]] for label, kind, wav, i in sources],
+                                 blind_seconds)
     rng.shuffle(sources)
     ids = _new_ids(len(sources), rng)
     blind_dir = os.path.join(out_dir, BLIND_DIR)
     os.makedirs(blind_dir, exist_ok=True)
-    for old in _wavs(blind_dir):  # a rebuild draws new ids
-        os.remove(old)
+    for old in glob.glob(os.path.join(blind_dir, "*")):  # a rebuild may draw new ids; the folder holds only its own
+        if os.path.isfile(old):
+            os.remove(old)
     items = {}
     for item_id, (label, kind, wav, i) in zip(ids, sources):
         _blind_copy(wav, os.path.join(blind_dir, f"{item_id}.wav"), blind_seconds)
-        items[item_id] = {"stack": label, "kind": kind, "source": os.path.abspath(wav), "index": i}
+        items[item_id] = {"stack": label, "kind": kind, "source": os.path.abspath(wav), "index": i,
+                          "sha256": sha[os.path.abspath(wav)]}
+    _write_blind_page(os.path.join(blind_dir, "index.html"), f"{title}: blind rating", sorted(ids), page_id)
     key = {"format": ratings.KEY_FORMAT, "page": page_id, "title": title,
            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "items": dict(sorted(items.items())),
+           "seed": seed, "blind_seconds": blind_seconds, "blind_page": f"{BLIND_DIR}/index.html",
+           "items": dict(sorted(items.items())), "sources": dict(sorted(sha.items())),
            "stacks": {**{label: {"row": s["row"], "description": s["description"], "folder": s["folder"]}
                          for s, label in zip(folders, labels)},
                       **({ratings.REAL: {"description": "real held-out excerpts",
                                          "files": [os.path.abspath(w) for w in real_wavs]}} if real_wavs else {})}}
-    from tf_ada import fileio
     fileio.atomic_write_text(os.path.join(out_dir, KEY_FILE), json.dumps(key, indent=1) + "\n")
 
-    named = [Raw("<section id='named'>"),
-             pages.paragraph(f"Samples of {len(folders)} stack(s) drawn top-down (tf_ada.stacks.sample_stack) and "
+    named = [pages.paragraph(f"Samples of {len(folders)} stack(s) drawn top-down (tf_ada.stacks.sample_stack) and "
                              f"{len(real_wavs)} real held-out excerpt(s), with log-magnitude spectrograms. Each code "
                              "level is also rendered through the levels below, so that what the codes fix can be heard "
-                             "apart from what the lower decoders' sampling adds. The blind rating mode (sec. 4.4) "
-                             "hides the model names; its key is key.json beside this page: do not give it to raters.")]
+                             "apart from what the lower decoders' sampling adds."),
+             Raw(f"<p class='modes'>Blind rating (sec. 4.4): <a href='{BLIND_DIR}/index.html'>{BLIND_DIR}/index.html"
+                 f"</a>. Hand raters the {BLIND_DIR}/ folder alone: it holds that page and its wavs, with no "
+                 "names; this page, its assets/ and key.json (the id-to-stack key) stay with you.</p>")]
     if folders:
         named.append(_overview(folders, labels))
     for s, label in zip(folders, labels):
@@ -376,10 +413,7 @@ def write_listening_page(out_dir: str, stacks: list, real_wavs: list, title: str
         named += [pages.heading("Real held-out excerpts"),
                   pages.table(["excerpt", "audio"], [[os.path.basename(w), pages.audio_cell(w, out_dir)]
                                                      for w in real_wavs])]
-    named.append(Raw("</section>"))
-    parts = [Raw(f"<style>{STYLE}</style>"),
-             Raw("<p class='modes'><a href='#'>all samples, named</a><a href='#blind'>blind rating</a></p>"),
-             *named, _blind_section(sorted(ids)), _script(page_id)]
+    parts = [Raw(f"<style>{STYLE}</style>"), Raw("<section id='named'>"), *named, Raw("</section>")]
     prov = prov if prov is not None else pages.provenance(extra={"samples": ", ".join(s["folder"] for s in folders),
                                                                  "blind key": KEY_FILE})
     return pages.write_page(os.path.join(out_dir, "index.html"), title, parts, prov)
@@ -388,13 +422,15 @@ def write_listening_page(out_dir: str, stacks: list, real_wavs: list, title: str
 def main(argv: Optional[list] = None, prog: Optional[str] = None) -> int:
     parser = argparse.ArgumentParser(prog=prog or "python -m reproduce.listening",
                                      description="Table 3's listening page: every stack's samples, real excerpts, "
-                                                 "and a blind rating mode (index.html#blind)")
+                                                 "and a blind rating page (OUT/blind/index.html, a folder to hand "
+                                                 "raters)")
     parser.add_argument("--samples", nargs="+", default=[], metavar="DIR",
                         help="sample folders written by tf-ada sample --stack (tf_ada.stacks.sample_stack)")
     parser.add_argument("--real", nargs="+", default=[], metavar="WAV", help="real held-out excerpts")
     parser.add_argument("--out", required=True, metavar="DIR", help="the page's folder (index.html, key.json)")
     parser.add_argument("--title", default="Table 3: listening page")
-    parser.add_argument("--seed", type=int, help="seed of the blind ids and order (default: random)")
+    parser.add_argument("--seed", type=int, help="seed of the page id, blind ids and order, with the sources' "
+                        "contents (default: random)")
     parser.add_argument("--blind-seconds", type=float, metavar="S",
                         help="cut every blind item to its first S seconds (durations must not tell real from sampled)")
     args = parser.parse_args(argv)
@@ -404,7 +440,8 @@ def main(argv: Optional[list] = None, prog: Optional[str] = None) -> int:
     except (ListeningError, FileNotFoundError) as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {page} (blind mode: {page}#blind; key for tf_ada.ratings: {os.path.join(args.out, KEY_FILE)})")
+    print(f"wrote {page} (blind page for raters: {os.path.join(args.out, BLIND_DIR, 'index.html')}, hand them "
+          f"that folder alone; key for tf_ada.ratings: {os.path.join(args.out, KEY_FILE)})")
     return 0
 
 

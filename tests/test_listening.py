@@ -2,11 +2,12 @@
 
 (a) `tf_ada.ratings.summarize` on hand-computed numbers: each rater's mean per stack first, then mean
 and standard error across raters (which differs from pooling every rating), and clear errors for bad
-files. (b) The page built from tiny fake `sample_stack` folders, opened in headless Chromium (Debian's
-`chromium`; skipped without it): every <audio> source exists and loads, the blind mode hides the
-stack names, and a scripted rating round (a probe script appended to a copy of the page fills the
-rater name, clicks the radio buttons and the export button, and reads the export from the page's
-textarea) round-trips through `ratings.summarize` with the page's key.json."""
+files. (b) The pages built from tiny fake `sample_stack` folders: every <audio> source exists, the
+blind page (its own folder) names no stack, its ids follow the seed and the audio; opened in
+headless Chromium (Debian's `chromium`; skipped without it) every blind item loads, and a scripted
+rating round (a probe script appended to a copy of the blind page fills the rater name, clicks the
+radio buttons and the export button, and reads the export from the page's textarea) round-trips
+through `ratings.summarize` with the page's key.json."""
 import html as std_html
 import json
 import math
@@ -207,8 +208,8 @@ def test_page_has_a_player_and_spectrogram_for_every_level_and_every_source_exis
     text = open(path).read()
     parser = Sources()
     parser.feed(text)
-    # named: 3.4: 2 streams x (samples + prior level); 3.6: 2 x (samples + prior + second); 2 real; blind: 4 + 2
-    assert len(parser.audio) == 4 + 6 + 2 + 6 and len(parser.images) == 4 + 6 + 2
+    # named: 3.4: 2 streams x (samples + prior level); 3.6: 2 x (samples + prior + second); 2 real
+    assert len(parser.audio) == 4 + 6 + 2 and len(parser.images) == 4 + 6 + 2
     for src in parser.audio + parser.images:
         assert src and not os.path.isabs(src) and os.path.exists(os.path.join(out, src)), src
     assert "Stack 3.6: VQ-VAE + PBT-VQ-VAE + large WaveNet" in text and "ours 12.5 ms, paper 24576 ms" in text
@@ -216,9 +217,72 @@ def test_page_has_a_player_and_spectrogram_for_every_level_and_every_source_exis
     assert "http://" not in text and "https://" not in text  # nothing from the network
     key = json.load(open(os.path.join(out, "key.json")))
     assert sorted(v["stack"] for v in key["items"].values()) == ["3.4", "3.4", "3.6", "3.6", "real", "real"]
-    for item in key["items"]:  # the key is beside the page, not in it
-        assert f"blind/{item}.wav" in text and item in text
-    assert '"3.6"' not in text.split("<section id='blind'")[1] and key["page"] in text
+    assert "blind/index.html" in text
+    # the blind page: its own folder, its items' wavs and nothing else (no names, no key, no assets)
+    blind_dir = os.path.join(out, "blind")
+    assert sorted(os.listdir(blind_dir)) == sorted(["index.html"] + [f"{i}.wav" for i in key["items"]])
+    blind = open(os.path.join(blind_dir, "index.html")).read()
+    parser = Sources()
+    parser.feed(blind)
+    assert sorted(parser.audio) == sorted(f"{i}.wav" for i in key["items"]) and parser.images == []
+    assert key["page"] in blind and "assets/" not in blind and "<h2>Provenance" not in blind
+    names = ("3.4", "3.6", "WaveNet", "samples_3", "stream_", "heldout", "key.json")
+    assert [name for name in names if name in blind] == []
+    for item in key["items"]:  # the named page does not name the blind ids either
+        assert item not in text
+    # key.json: the sha256 of every file shown
+    assert len(key["sources"]) == 4 + 6 + 2
+    for item in key["items"].values():
+        assert key["sources"][item["source"]] == item["sha256"]
+
+
+def test_old_wavs_beside_the_listed_ones_are_not_shown(tmp_path):
+    """A folder sampled again with fewer streams (or an old copy) holds wavs samples.json does not
+    list: the page shows only the listed ones."""
+    from reproduce import listening
+    from tf_ada.audio import save_wav
+    folder = fake_samples(str(tmp_path / "s"), "3.4", ["first", "prior"], n=2)
+    save_wav(os.path.join(folder, "audio", "stream_02.wav"), tone(0.3, 900))  # stale: samples.json says 2 streams
+    save_wav(os.path.join(folder, "level_prior", "stream_02.wav"), tone(0.3, 900))
+    save_wav(os.path.join(folder, "level_second", "stream_00.wav"), tone(0.3, 900))  # a level this stack lacks
+    s = listening.read_sample_folder(folder)
+    assert [os.path.basename(w) for w in s["streams"]] == ["stream_00.wav", "stream_01.wav"]
+    assert [(role, [os.path.basename(w) for w in wavs]) for role, _, wavs in s["levels"]] == [
+        ("prior", ["stream_00.wav", "stream_01.wav"])]
+    out = str(tmp_path / "page")
+    listening.write_listening_page(out, [folder], [], seed=0)
+    key = json.load(open(os.path.join(out, "key.json")))
+    assert sorted(os.path.basename(v["source"]) for v in key["items"].values()) == ["stream_00.wav", "stream_01.wav"]
+    assert "stream_02" not in open(os.path.join(out, "index.html")).read()
+
+
+def test_page_id_follows_the_seed_and_the_sources_contents(tmp_path):
+    """Same seed and same audio: the same page (ids and page id); changed audio under the same
+    names: a new page id and new ids, and ratings of the old build are refused by the new key."""
+    from reproduce import listening
+    from tf_ada.audio import save_wav
+    folder = fake_samples(str(tmp_path / "s"), "3.4", ["first", "prior"], n=2)
+    real = str(tmp_path / "real.wav")
+    save_wav(real, tone(0.3, 500))
+    out = str(tmp_path / "page")
+
+    def build(**kw):
+        listening.write_listening_page(out, [folder], [real], **kw)
+        return json.load(open(os.path.join(out, "key.json")))
+
+    first = build(seed=5)
+    again = build(seed=5)
+    assert (again["page"], sorted(again["items"])) == (first["page"], sorted(first["items"]))
+    assert build(seed=6)["page"] != first["page"]
+    assert build(seed=5, blind_seconds=0.1)["page"] != first["page"]
+    export = rating_file(tmp_path, "A", {i: (3, 3) for i in first["items"]}, page=first["page"])
+    save_wav(os.path.join(folder, "audio", "stream_01.wav"), tone(0.3, 777))  # resampled: same path, new audio
+    rebuilt = build(seed=5)
+    assert rebuilt["page"] != first["page"] and set(rebuilt["items"]).isdisjoint(first["items"])
+    assert sorted(os.listdir(os.path.join(out, "blind"))) == sorted(["index.html"] + [f"{i}.wav" for i in
+                                                                                      rebuilt["items"]])
+    with pytest.raises(RatingsError, match="page was rebuilt"):
+        ratings.summarize([export], os.path.join(out, "key.json"))
 
 
 def test_missing_inputs_are_reported(tmp_path, capsys):
@@ -261,7 +325,7 @@ def test_blind_items_are_cut_to_blind_seconds_and_keep_no_header_of_their_own(tm
         f.write(bytes(data))
     out = str(tmp_path / "page")
     listening.write_listening_page(out, [folder], [real], blind_seconds=0.1, seed=1)
-    blind = sorted(os.listdir(os.path.join(out, "blind")))
+    blind = sorted(f for f in os.listdir(os.path.join(out, "blind")) if f.endswith(".wav"))
     assert len(blind) == 2
     for name in blind:
         path = os.path.join(out, "blind", name)
@@ -272,7 +336,7 @@ def test_blind_items_are_cut_to_blind_seconds_and_keep_no_header_of_their_own(tm
         listening.write_listening_page(out, [folder], [], blind_seconds=0)
 
 
-# appended to a copy of the page (opened at #blind): waits for every <audio> to load, reports what a
+# appended to a copy of the blind page: waits for every <audio> to load, reports what a
 # rater sees, then plays a rating round through the page's own controls (name field, radio buttons,
 # export button) and reports the export from the page's textarea, in a <pre> that --dump-dom prints
 PROBE = """<script>
@@ -291,7 +355,7 @@ window.addEventListener('load', function () {
         return {src: a.getAttribute('src'), ok: a.readyState >= 1 && !a.error && a.duration > 0}; }),
       images: Array.prototype.map.call(document.images, function (i) {
         return {src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0}; }),
-      named_display: getComputedStyle(document.getElementById('named')).display,
+      has_named: document.getElementById('named') !== null,
       blind_display: getComputedStyle(blind).display,
       blind_html: blind.innerHTML, visible_text: document.body.innerText,
       blind_items: Array.prototype.map.call(blind.querySelectorAll('.item'), function (el) {
@@ -317,7 +381,7 @@ window.addEventListener('load', function () {
 
 
 def run_probe(page: str, plan: dict) -> tuple[dict, str]:
-    """Opens a copy of `page` with PROBE at #blind in headless Chromium; returns (probe, dumped DOM)."""
+    """Opens a copy of `page` with PROBE in headless Chromium; returns (probe, dumped DOM)."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     probe = os.path.join(os.path.dirname(page), "_probe_" + os.path.basename(page))
@@ -326,7 +390,7 @@ def run_probe(page: str, plan: dict) -> tuple[dict, str]:
     try:
         proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio",
                                "--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom",
-                               "file://" + os.path.abspath(probe) + "#blind"], capture_output=True, text=True,
+                               "file://" + os.path.abspath(probe)], capture_output=True, text=True,
                               timeout=120)
     finally:
         os.remove(probe)
@@ -345,13 +409,13 @@ def test_blind_rating_round_in_chromium_hides_names_and_round_trips_through_summ
     for item, entry in sorted(key["items"].items()):
         k = stream_of[entry["stack"]] = stream_of.get(entry["stack"], -1) + 1
         plan[item] = {"3.4": [4, 2], "3.6": [3 + k, 5], "real": [5, 5 if k == 0 else None]}[entry["stack"]]
-    probe, dom = run_probe(path, {"rater": "autotest", "ratings": plan})
+    blind_page = os.path.join(out, "blind", "index.html")
+    probe, dom = run_probe(blind_page, {"rater": "autotest", "ratings": plan})
 
-    # the page loads: every audio source and every spectrogram
-    assert len(probe["audio"]) == 18 and [a["src"] for a in probe["audio"] if not a["ok"]] == []
-    assert len(probe["images"]) == 12 and [i["src"] for i in probe["images"] if not i["ok"]] == []
-    # blind mode: the named section is hidden, the items carry opaque ids only
-    assert probe["named_display"] == "none" and probe["blind_display"] != "none"
+    # the blind page (its own folder) loads every item's audio; it has no named section, no images
+    assert len(probe["audio"]) == 6 and [a["src"] for a in probe["audio"] if not a["ok"]] == []
+    assert probe["images"] == []
+    assert not probe["has_named"] and probe["blind_display"] != "none"
     assert sorted(probe["blind_items"]) == sorted(key["items"])
     hidden = ["3.4", "3.6", "VQ-VAE", "WaveNet", "samples_3", "stream_", "level_", "heldout", "excerpt0", "prior",
               "assets/", key_path]
