@@ -14,17 +14,23 @@ Stages, each resumable (run the same command again; finished work is reused):
      never trained here.
   2. Samples (`tf_ada.stacks.sample_stack`, OUT/stacks/ROW/samples): N streams of S seconds per stack,
      sampled as one batch, with the base seed `--seed` (each level's seed in samples.json). A stack
-     is done when OUT/stacks/ROW/row.json records the same steps, N, S, seed and reused levels.
+     is done when OUT/stacks/ROW/row.json records the same steps, each level's checkpoint step, the
+     corpus hash of --data, N, S, seed and reused levels (a level trained further is sampled again).
   3. Real held-out excerpts of the same length from the data folder's eval split (OUT/real): every
      non-overlapping excerpt, taken in turn from each recording (up to `--max-real`), for the measures;
      the first N of them as wavs for the page.
-  4. Objective measures of each stack's samples against the real excerpts (tf_ada/fidelity.py,
-     docs/objective_measures.md): the Fréchet log-mel distance with its bootstrap SE (real clips
-     resampled by piece) and the real-vs-real baseline (two halves of the excerpts sharing no piece);
+  4. Objective measures of each stack's samples (the wavs samples.json lists, `stacks.sample_wavs`)
+     against the real excerpts (tf_ada/fidelity.py, docs/objective_measures.md): the Fréchet log-mel
+     distance with its bootstrap SE (real clips resampled by piece) and the real-vs-real baseline
+     (`fidelity.real_baseline_n`: N real excerpts against the rest, sharing no piece, averaged over
+     splits, so that it compares as many clips as a stack's N samples);
      with the Basic Pitch transcriber installed (tf_ada/transcribe.py), the note measures
      (pitch-class distance, key clarity and change rate, note density, polyphony), each with its SE.
-  5. The listening page OUT/listen/index.html (reproduce/listening.py; blind mode and key.json),
-     rebuilt only when its samples or excerpts changed (a rebuild draws new ids and voids ratings).
+  5. The listening page OUT/listen/index.html and the blind page OUT/listen/blind/index.html, a folder
+     to hand raters alone (reproduce/listening.py; key.json beside the named page), blind items cut
+     to S seconds. Rebuilt only when a source file's contents changed (key.json's sha256 of each); the
+     page id derives from the seed and those contents, so a rebuild from other audio gets new ids and
+     ratings of the old build are refused.
   6. OUT/table3.md, OUT/table3.csv and OUT/table3.html: receptive fields (ours against the paper's,
      ms), the paper's human-rating columns (lost from our copy) beside ours (`--ratings`, summarised
      by `tf_ada.ratings.summarize`; "see ratings" until there are some), the objective measures ± SE,
@@ -38,6 +44,7 @@ the transcriber hears.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import glob
 import io
@@ -90,8 +97,9 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
                   log: Callable[[str], None] = print) -> dict:
     """{role: {"run", "trained_on", "from"}} of stack `row`'s levels finished in a Table 1 output folder
     (rows 1.1, 1.2, 1.7: their row.json, trained on `data_dir`, which their corpus hash must match) or
-    a Table 2 output folder (rows 2.1, 2.2's best PBT member, 2.4, trained on TABLE2/codes; the first
-    level is then the run those codes were encoded from, whatever `table1` holds)."""
+    a Table 2 output folder (rows 2.1, 2.2's best PBT member, 2.4, trained on TABLE2/codes, whose
+    source corpus hash must match `data_dir`'s; the first level is then the run those codes were
+    encoded from, whatever `table1` holds). A corpus mismatch exits naming the folder."""
     from tf_ada import data
     out = {}
     levels = stacks.stack(row, scale).levels
@@ -124,6 +132,11 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
                     "trained here")
                 continue
             manifest = data.Manifest.read(codes)
+            ours = data.corpus_hash(data_dir) if os.path.exists(os.path.join(data_dir, data.MANIFEST)) else None
+            if ours and manifest.source_corpus_hash and manifest.source_corpus_hash != ours:
+                raise SystemExit(f"table3: {codes}: Table 2's codes (row {r}) were encoded from corpus "
+                                 f"{manifest.source_corpus_hash[:12]} ({manifest.source_data}), not from {data_dir} "
+                                 f"({ours[:12]}); give the same --data")
             if not manifest.source_run:
                 log(f"table3: stack {row}: {codes} are the codes of {manifest.source_checkpoint}, not of a run folder; "
                     f"Table 2 row {r} is not reused")
@@ -146,11 +159,7 @@ def _checkpoint_step(run_dir: str) -> Optional[int]:
 
 def _minutes(run_dir: str) -> tuple:
     """(training minutes over every invocation, where they come from) of a run folder."""
-    if hasattr(report, "training_minutes"):
-        return report.training_minutes(run_dir, None)
-    from tf_ada import pretrained
-    seconds, source = pretrained.wall_time(run_dir)
-    return (seconds / 60, source) if seconds else (None, "unknown")
+    return report.training_minutes(run_dir, None)
 
 
 # --- stages 1 and 2 for one stack -----------------------------------------------------------------------
@@ -159,7 +168,8 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
               seed: int = 0, reuse: Optional[dict] = None, log: Callable[[str], None] = print,
               minutes: Optional[dict] = None, evaluate: bool = True) -> dict:
     """Trains what stack `row` lacks (OUT/levels), samples it (OUT/stacks/ROW/samples) and returns its
-    row.json; reuses a finished stack (same steps, streams, seconds, seed and reused levels).
+    row.json; reuses a finished stack (same steps, checkpoint step of every level, corpus hash of
+    `data_dir`, streams, seconds, seed and reused levels: a level trained further since is sampled again).
 
     minutes: {run folder: (minutes, source)} shared by the stacks of one invocation: a level shared by
     stacks is timed when first met (`train_stack` reopens a finished level for every stack, and the
@@ -170,9 +180,18 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
     samples_dir = os.path.join(stack_dir, "samples")
     done_path = os.path.join(stack_dir, "row.json")
     reuse = reuse or {}
-    wanted = {"steps": {lv.role: lv.experiment.train.steps for lv in st.levels}, "streams": n,
-              "seconds_requested": seconds, "seed": seed,
-              "reused": {role: os.path.abspath(r["run"]) for role, r in sorted(reuse.items())}}
+    from tf_ada import data
+    level_dirs = {lv.role: (reuse.get(lv.role) or {}).get("run") or os.path.join(out, "levels", lv.experiment.name)
+                  for lv in st.levels}
+
+    def wanted_now() -> dict:  # what the samples come from, checkpoints as they are now
+        return {"steps": {lv.role: lv.experiment.train.steps for lv in st.levels},
+                "checkpoint_steps": {role: _checkpoint_step(d) if os.path.isdir(d) else None
+                                     for role, d in level_dirs.items()},
+                "corpus_hash": data.corpus_hash(data_dir), "streams": n, "seconds_requested": seconds, "seed": seed,
+                "reused": {role: os.path.abspath(r["run"]) for role, r in sorted(reuse.items())}}
+
+    wanted = wanted_now()
     if os.path.exists(done_path) and os.path.exists(os.path.join(samples_dir, "samples.json")):
         with open(done_path) as f:
             done = json.load(f)
@@ -199,7 +218,7 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
                            "minutes": level_minutes, "minutes_source": source,
                            "reused_from": (reuse.get(lv.role) or {}).get("from")}
     known = [lv["minutes"] for lv in levels.values() if lv["minutes"] is not None]
-    result = dict(wanted, row=row, description=st.description, n_levels=st.n_levels,
+    result = dict(wanted_now(), row=row, description=st.description, n_levels=st.n_levels,
                   rf_ms=round(loaded.receptive_field_ms, 2), paper_rf_ms=st.paper_receptive_field_ms,
                   stack_file=os.path.abspath(desc), samples_dir=os.path.abspath(samples_dir), levels=levels,
                   seconds_per_stream=summary["seconds_per_stream"], seeds=summary["seeds"],
@@ -294,13 +313,16 @@ class Measures:
                                                   self.seed, reference_groups=self.pieces)
         return out
 
-    def baseline(self) -> dict:
-        """Real against real: two halves of the excerpts sharing no piece (`fidelity.real_baseline`),
-        with the note measures of one half against the other; {"reason"} when there is one piece."""
+    def baseline(self, n: int) -> dict:
+        """Real against real: the Fréchet log-mel distance of `n` excerpts (a stack's streams) from the
+        rest, sharing no piece, averaged over splits (`fidelity.real_baseline_n`); the note measures of
+        two halves sharing no piece; {"reason"} when there is one piece or no split fits."""
         from tf_ada import fidelity
         if len(set(map(str, self.pieces))) < 2:
             return {"reason": f"the held-out excerpts come from one piece ({self.pieces[0]}): no real-vs-real split"}
-        fd = fidelity.real_baseline(self.clips, self.pieces, self.n_bootstrap, self.seed)
+        fd = fidelity.real_baseline_n(self.clips, self.pieces, n, n_bootstrap=self.n_bootstrap, seed=self.seed)
+        if "reason" in fd:
+            return {"reason": fd["reason"]}
         out = {"frechet_log_mel": fd, "notes": None, "notes_reason": self.notes_reason}
         if self.notes_available:
             ia, ib = fidelity.split_halves(self.pieces, self.seed)
@@ -312,17 +334,18 @@ class Measures:
 
 
 def sample_clips(samples_dir: str, n_samples: int) -> list:
-    """A stack's samples (audio/stream_NN.wav) as float audio, each cut to `n_samples`."""
+    """A stack's samples (the audio/stream_NN.wav its samples.json lists, `stacks.sample_wavs`) as
+    float audio, each cut to `n_samples`."""
     from tf_ada.audio import read_wav
-    return [read_wav(p)[0][:n_samples, 0].astype(np.float64)
-            for p in sorted(glob.glob(os.path.join(samples_dir, "audio", "*.wav")))]
+    return [read_wav(p)[0][:n_samples, 0].astype(np.float64) for p in stacks.sample_wavs(samples_dir)]
 
 
 def stack_measures(result: dict, measures: Measures, log: Callable = print) -> dict:
     """The objective measures of a stack's samples (cached in OUT/stacks/ROW/measures.json, keyed by
-    the samples and the reference)."""
+    the reference and the sha256 of every sample wav)."""
     path = os.path.join(os.path.dirname(result["samples_dir"]), "measures.json")
-    key = dict(measures.key(), samples_wall_seconds=result["sampling_wall_seconds"], seed=result["seed"])
+    key = dict(measures.key(), samples_wall_seconds=result["sampling_wall_seconds"], seed=result["seed"],
+               samples_sha256=[fileio.sha256_file(w) for w in stacks.sample_wavs(result["samples_dir"])])
     if os.path.exists(path):
         with open(path) as f:
             cached = json.load(f)
@@ -356,10 +379,14 @@ def _mean(parts: list) -> tuple:
     return (float(np.mean([v for v, _ in parts])), math.sqrt(sum(s * s for _, s in parts)) / len(parts))
 
 
+_Estimate = collections.namedtuple("_Estimate", "value se")
+
+
 def _diff(a: tuple, b: tuple) -> tuple:
-    """a - b for estimates on different samples: SEs in quadrature. Two stacks' distances share the
-    real reference, whose resampling moves both the same way, so this SE is conservative."""
-    return a[0] - b[0], math.hypot(a[1], b[1])
+    """a - b for (value, se) estimates on different samples (`evaluation.independent_difference`: SEs
+    in quadrature). Two stacks' distances share the real reference, whose resampling moves both the
+    same way, so this SE is conservative."""
+    return ev.independent_difference(_Estimate(*a), _Estimate(*b))
 
 
 def _condition(label: str, estimate: tuple, sign: int) -> tuple:
@@ -371,12 +398,16 @@ def _judged(parts: list) -> tuple:
     return ev.combine(v for v, _ in parts), "; ".join(text for _, text in parts)
 
 
-def judge_claims(est: dict, baseline_frechet: Optional[float] = None, notes_reason: Optional[str] = None) -> list:
+def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reason: Optional[str] = None) -> list:
     """[(claim text, verdict, evidence)] of `CLAIMS` from `estimates(...)`'s dict (rows present only)
-    and the real-vs-real Fréchet distance (the "roughly uniform" tolerance; None: uniformity not
-    judged, so the claim is at most inconclusive). Each condition is `tf_ada.evaluation.verdict`
-    on a difference ± SE; a claim holds when all its conditions hold, does not hold when any does
-    not (`evaluation.combine`); "not run" with the reason when its measures are missing."""
+    and the real-vs-real Fréchet distance (value, se) of as many real clips as a stack's samples
+    (`fidelity.real_baseline_n`; the "roughly uniform" tolerance; None: uniformity not judged, so
+    the claim is at most inconclusive). Each condition is `tf_ada.evaluation.verdict` on a
+    difference ± SE; uniformity's condition is baseline - |stack - mean of the other stacks|, its
+    SE the baseline's and the difference's in quadrature; with one stack besides 3.3 uniformity
+    cannot be judged (inconclusive). A claim holds when all its conditions hold, does not hold
+    when any does not (`evaluation.combine`); "not run" with the reason when its measures are
+    missing."""
     out = []
     rows = [r for r in STACKS if r in est]
     notes = all(est[r]["pitch_class_distance"] is not None for r in rows) and rows
@@ -404,14 +435,17 @@ def judge_claims(est: dict, baseline_frechet: Optional[float] = None, notes_reas
                 out.append((text, NOT_RUN, "needs 3.3 and another stack"))
                 continue
             parts = [_condition(f"3.3 - {r}", _diff(est["3.3"]["frechet"], est[r]["frechet"]), 1) for r in others]
-            if baseline_frechet is None or not math.isfinite(baseline_frechet):
+            base, base_se = baseline_frechet if baseline_frechet is not None else (None, None)
+            if base is None or not math.isfinite(base):
                 parts.append((ev.INCONCLUSIVE, "uniformity not judged (no real-vs-real baseline)"))
-            elif len(others) > 1:
+            elif len(others) < 2:
+                parts.append((ev.INCONCLUSIVE, f"uniformity not judged (one stack besides 3.3: {others[0]})"))
+            else:
                 for r in others:
                     rest = _mean([est[q]["frechet"] for q in others if q != r])
                     d, se = _diff(est[r]["frechet"], rest)
-                    parts.append(_condition(f"{baseline_frechet:.3f} - |{r} - mean of the rest|",
-                                            (baseline_frechet - abs(d), se), 1))
+                    parts.append(_condition(f"real-vs-real {base:.3f} ± {base_se:.3f} - |{r} - mean of the rest|",
+                                            (base - abs(d), math.hypot(se, base_se)), 1))
             out.append((text,) + _judged(parts))
         elif key == "coherence":
             others = [r for r in rows if r != "3.3"]
@@ -458,7 +492,10 @@ def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[di
                     samples_dir=r["samples_dir"])
         lines.append(line)
     real = {k: None for k in lines[0]} if lines else {}
-    real.update(row="real", model="real held-out excerpts (real vs real: two halves sharing no piece)")
+    fd = baseline.get("frechet_log_mel") or {}
+    real.update(row="real", model=f"real held-out excerpts (real vs real, Fréchet: {fd.get('n', 'N')} excerpts "
+                                  f"against the rest sharing no piece, mean of {fd.get('n_splits', 'several')} "
+                                  "splits; pitch-class distance: two halves sharing no piece)")
     if baseline.get("frechet_log_mel"):
         real["frechet_log_mel"], real["frechet_log_mel_se"] = _ve(baseline["frechet_log_mel"])
     notes = baseline.get("notes")
@@ -536,7 +573,8 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
         w.writerows(lines)
         fileio.atomic_write_text(os.path.join(out, "table3.csv"), buf.getvalue())
     have_ratings = human is not None
-    fd_base = (baseline.get("frechet_log_mel") or {}).get("value")
+    fd = baseline.get("frechet_log_mel") or {}
+    fd_base = (fd["value"], fd["se"]) if fd.get("value") is not None else None
     notes_reason = next((m.get("notes_reason") for m in measures.values() if m.get("notes_reason")), None)
     claims = judge_claims(estimates(measures), fd_base, notes_reason)
     n_real = (next(iter(measures.values()))["key"]["clips"] if measures else 0)
@@ -562,8 +600,10 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
         md += ["", f"Real-vs-real baseline: not available: {baseline['reason']}."]
     if notes_reason:
         md += ["", f"Note measures: {notes_reason}."]
-    md += ["", f"Listening page: `{page}` (blind rating: `{page}#blind`; its key.json maps items to stacks)."
-           if page else "", "", "## The paper's claims, judged by objective proxies", "",
+    blind = os.path.join(os.path.dirname(page), "blind") if page else None
+    md += ["", f"Listening page: `{page}`; blind rating: `{blind}/index.html`, a folder to hand raters alone (the "
+               "key.json beside the named page maps its items to stacks)." if page else "", "",
+           "## The paper's claims, judged by objective proxies", "",
            "Each condition is a difference ± SE (independent sets, SEs in quadrature: conservative, as the stacks "
            "share the real reference). **holds**: every condition beyond 2 SE in the claimed direction; **does not "
            "hold**: any condition beyond 2 SE the other way; **inconclusive** otherwise; **not run**: a measure is "
@@ -592,8 +632,10 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
              pages.table(HEADER, body, caption="Table 3: stacks, receptive fields, ratings and objective measures")]
     if page:
         rel = os.path.relpath(page, out).replace(os.sep, "/")
+        brel = os.path.relpath(os.path.join(os.path.dirname(page), "blind", "index.html"), out).replace(os.sep, "/")
         parts.append(pages.Raw(f"<p>Listening page: <a href='{pages.esc(rel)}'>{pages.esc(rel)}</a> (blind rating: "
-                               f"<a href='{pages.esc(rel)}#blind'>#blind</a>)</p>"))
+                               f"<a href='{pages.esc(brel)}'>{pages.esc(brel)}</a>, a folder to hand raters "
+                               "alone)</p>"))
     parts += [pages.heading("The paper's claims, judged by objective proxies"),
               pages.table(["claim", "verdict", "evidence (difference ± SE)"],
                           [[t, pages.verdict(v), pages.Raw("<br>".join(pages.esc(e) for e in ev_.split("; ")))]
@@ -605,22 +647,30 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
 
 # --- stage 5: the listening page -------------------------------------------------------------------------
 
-def listening_page(out: str, sample_dirs: list, real_wavs: list, seed: int, log: Callable = print) -> str:
-    """OUT/listen/index.html (reproduce/listening.py), rebuilt only when its sources changed: a rebuild
-    draws new blind ids, and ratings of the old build would be refused."""
+def listening_page(out: str, sample_dirs: list, real_wavs: list, seed: int, seconds: Optional[float] = None,
+                   log: Callable = print) -> str:
+    """OUT/listen/index.html and the blind page OUT/listen/blind/index.html (reproduce/listening.py),
+    blind items cut to `seconds` (the samples are rounded up to whole prior steps, the real excerpts
+    are not: their lengths must not tell them apart). Rebuilt only when a source file's contents
+    (key.json's sha256 of each), the seed or `seconds` changed; a rebuild from other audio gets a
+    new page id and new blind ids, and ratings of the old build are refused."""
     from reproduce import listening
     page_dir = os.path.join(out, "listen")
     page, key_path = os.path.join(page_dir, "index.html"), os.path.join(page_dir, listening.KEY_FILE)
-    sources = sorted(os.path.abspath(p) for d in sample_dirs for p in glob.glob(os.path.join(d, "audio", "*.wav")))
-    sources = sorted(sources + [os.path.abspath(p) for p in real_wavs])
-    if os.path.exists(page) and os.path.exists(key_path):
+    shown = [w for d in sample_dirs for w in stacks.sample_wavs(d)]
+    for d in sample_dirs:
+        with open(os.path.join(d, "samples.json")) as f:
+            shown += [w for role in (json.load(f).get("level_renders") or {}) for w in stacks.sample_wavs(d, role)]
+    sources = {os.path.abspath(p): fileio.sha256_file(p) for p in shown + list(real_wavs)}
+    if os.path.exists(page) and os.path.exists(os.path.join(page_dir, listening.BLIND_DIR, "index.html")) \
+            and os.path.exists(key_path):
         with open(key_path) as f:
             key = json.load(f)
-        if sorted(item["source"] for item in key.get("items", {}).values()) == sources:
+        if key.get("sources") == sources and key.get("seed") == seed and key.get("blind_seconds") == seconds:
             log(f"table3: listening page already done ({page})")
             return page
     return listening.write_listening_page(page_dir, sample_dirs, real_wavs, title="Table 3: listening page",
-                                          seed=seed)
+                                          seed=seed, blind_seconds=seconds)
 
 
 # --- the dry run ----------------------------------------------------------------------------------------
@@ -757,16 +807,16 @@ def main(argv=None) -> int:
     meas = Measures(clips, pieces, args.bootstrap, args.seed, log=log)
     measures = {row: stack_measures(r, meas, log=log) for row, r in results.items()}
     baseline_path = os.path.join(out, "real", "baseline.json")
-    baseline = None
+    baseline, baseline_key = None, dict(meas.key(), n=n)
     if os.path.exists(baseline_path):
         with open(baseline_path) as f:
             cached = json.load(f)
-        baseline = cached if cached.get("key") == json.loads(json.dumps(meas.key())) else None
+        baseline = cached if cached.get("key") == json.loads(json.dumps(baseline_key)) else None
     if baseline is None:
-        log("table3: real-vs-real baseline")
-        baseline = dict(meas.baseline(), key=meas.key())
+        log(f"table3: real-vs-real baseline ({n} excerpts against the rest)")
+        baseline = dict(meas.baseline(n), key=baseline_key)
         fileio.atomic_write_json(baseline_path, baseline, default=float)
-    page = listening_page(out, [r["samples_dir"] for r in results.values()], real_wavs, args.seed, log=log)
+    page = listening_page(out, [r["samples_dir"] for r in results.values()], real_wavs, args.seed, seconds, log=log)
     human = None
     if args.ratings:
         from tf_ada import ratings
@@ -779,7 +829,9 @@ def main(argv=None) -> int:
     md = write_report(results, measures, baseline, args.scale, out, data_dir, n, seconds, args.seed, human, page,
                       wall_minutes=wall)
     print(md)
-    print(f"table3: wrote {os.path.join(out, 'table3.md')}, table3.csv, table3.html and {page} in {wall:.1f} min")
+    blind = os.path.join(os.path.dirname(page), "blind", "index.html")
+    print(f"table3: wrote {os.path.join(out, 'table3.md')}, table3.csv, table3.html, {page} and the blind page "
+          f"{blind} (hand raters that folder alone) in {wall:.1f} min")
     return 0
 
 
