@@ -123,3 +123,14 @@ def claims_table(claims, rows: dict, protocols=ev.PROTOCOLS, split: str = "eval"
                       if detail else None]
         body.append(cells)
     return pages.table(header, body)
+
+
+def training_minutes(row_dir: str, fallback: float) -> tuple:
+    """(minutes, source): a run's training time over every invocation, from its train.log's and
+    TensorBoard event times (pauses over 30 min left out; `pretrained.wall_time`), else `fallback`
+    (this invocation's wall time). A row resumed across sessions is timed whole, not only its last
+    stretch (Table 1's row 1.3 printed 0.1 min, the resumed stretch, for about 35 min of training)."""
+    from tf_ada import pretrained
+    seconds, source = pretrained.wall_time(row_dir)
+    return (seconds / 60, source) if seconds else (fallback, "this invocation")
+

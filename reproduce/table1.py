@@ -97,8 +97,9 @@ def run_row(row: str, scale: str, data_dir: str, out: str, steps, log=print, str
     recon_samples = exp.train.n_samples if scale == "tiny" else 32768
     recons = reconstructions(trainer, data_dir, os.path.join(row_dir, "reconstructions"),
                              n_excerpts=2 if scale != "tiny" else 1, n_samples=recon_samples)
+    minutes, minutes_source = report.training_minutes(row_dir, (time.monotonic() - t0) / 60)
     result = {"row": row, "name": exp.name, "run_dir": os.path.abspath(row_dir), "steps": exp.train.steps,
-              "minutes": (time.monotonic() - t0) / 60, "eval_minutes": eval_minutes,
+              "minutes": minutes, "minutes_source": minutes_source, "eval_minutes": eval_minutes,
               "reconstructions": recons, "checkpoint": trainer.manager.latest_checkpoint,
               # the paper protocol's values under the names the demo and older reports read
               "train_nll": ev["train_nll"], "eval_nll": ev["eval_nll"], "perplexity": ev.get("eval_perplexity"),
@@ -155,7 +156,9 @@ def write_report(results: dict, scale: str, out: str, data_dir: str, title: str 
              "within each sequence averaged over sequences; **full context**: the same windows with their whole "
              "left and right context from the recording, perplexity pooled over all codes. "
              "Values are ± one standard error clustered by work. Held-out windows (1 s) and works per row: "
-             + (", ".join(f"{n} windows / {w} works" for n, w in windows) or "-") + ".", "",
+             + (", ".join(f"{n} windows / {w} works" for n, w in windows) or "-") + ". Minutes: the run's "
+             "wall time over all its training sessions, from its train.log and TensorBoard event times (gaps "
+             "over 30 min, i.e. pauses, left out), on the machine's shared cores.", "",
              "| # | model | input | hop | paper train NLL | paper eval NLL | paper perplexity | "
              + " | ".join(f"our {h}" for _, h, _ in COLUMNS) + " | steps | minutes (of which final eval) |",
              "|" + "---|" * (9 + len(COLUMNS))]
@@ -299,6 +302,10 @@ def report_only(rows: list, scale: str, out: str, source: str, data_dir: str = N
         if os.path.exists(path):
             with open(path) as f:
                 results[row] = json.load(f)
+            run_dir = os.path.join(source, configs.table1_row(row, scale).name)
+            # the whole run's training time (a row.json of older code holds its last stretch only)
+            results[row]["minutes"], results[row]["minutes_source"] = report.training_minutes(
+                run_dir, results[row].get("minutes"))
     if not results:
         print(f"table1: no finished rows (row.json) in {source}", file=sys.stderr)
         return 1

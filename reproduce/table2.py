@@ -100,14 +100,6 @@ def _eval_fields(result: dict, evaluation_result: dict) -> dict:
     return result
 
 
-def _training_minutes(row_dir: str, fallback: float) -> tuple:
-    """(minutes, source): a run's training time over every invocation, from its train.log's times
-    (pauses over 30 min left out; `pretrained.wall_time`), else `fallback` (this invocation's)."""
-    from tf_ada import pretrained
-    seconds, source = pretrained.wall_time(row_dir)
-    return (seconds / 60, source) if seconds else (fallback, "this invocation")
-
-
 def run_trained(run_id: str, experiment, codes_dir: str, out: str, seed=None, log=print) -> dict:
     """Trains (or resumes, or reuses) one run with the `Trainer` and evaluates it (Polyak weights,
     both protocols); a non-finite loss is recorded as `diverged`. Returns its row.json."""
@@ -132,14 +124,14 @@ def run_trained(run_id: str, experiment, codes_dir: str, out: str, seed=None, lo
         evaluated = trainer.train()
     except DivergenceError as e:
         log(f"table2: {run_id} diverged: {e}")
-        minutes, source = _training_minutes(row_dir, (time.monotonic() - t0) / 60)
+        minutes, source = report.training_minutes(row_dir, (time.monotonic() - t0) / 60)
         result.update(diverged=True, error=str(e), diverged_step=trainer.current_step, minutes=minutes,
                       minutes_source=source)
         fileio.atomic_write_json(done_path, result)
         return result
     if "eval_nll_full" not in evaluated or evaluated.get("step") != trainer.current_step:
         evaluated = trainer.evaluate(final=True)
-    minutes, source = _training_minutes(row_dir, (time.monotonic() - t0) / 60)
+    minutes, source = report.training_minutes(row_dir, (time.monotonic() - t0) / 60)
     result.update(diverged=False, minutes=minutes, minutes_source=source,
                   eval_minutes=evaluated.get("eval_seconds", 0.0) / 60, checkpoint=trainer.manager.latest_checkpoint)
     _eval_fields(result, evaluated)

@@ -40,6 +40,10 @@ def test_every_row_one_step_writes_checkpoint_and_resumes(audio_shards, table1_t
     for row in ("1.2", "1.1"):  # the copies went on from their own step-1 checkpoints
         assert any(f.startswith("ckpt-2") for f in os.listdir(os.path.join(results[row]["run_dir"], "checkpoints")))
         assert os.path.dirname(results[row]["run_dir"]) == os.path.abspath(resumed)
+    # minutes count the whole run, both stretches (from train.log), not the resumed one only
+    first = json.load(open(os.path.join(out, "table1_1_2_tiny", "row.json")))
+    assert "train.log" in results["1.2"]["minutes_source"]
+    assert results["1.2"]["minutes"] >= first["minutes"] > 0
     # and a finished row is skipped
     logs = []
     table1.run_row("1.2", "tiny", audio_shards, resumed, steps=2, log=logs.append)
