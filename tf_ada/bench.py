@@ -242,10 +242,10 @@ def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
     p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_train)
 
-    p = sub.add_parser("generate", help="cached generation samples/s at batch 1 and 16", formatter_class=HelpFormatter)
+    p = sub.add_parser("generate", help="cached generation samples/s (batch 1, 16, 64)", formatter_class=HelpFormatter)
     p.add_argument("--model", default="local", help="local | large | very_large | thin")
     p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"], help="model sizes (configs.py)")
-    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16],
+    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16, 64],
                    help="comma-separated batch sizes")
     p.add_argument("--n-samples", type=int, default=2000, help="samples generated per sequence")
     p.add_argument("--repeats", type=int, default=2, help="timed runs (the best is kept) after one warm-up")
