@@ -14,7 +14,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import numpy as np
@@ -23,6 +22,7 @@ from conftest import _float_wav
 
 from tf_ada import ratings
 from tf_ada.ratings import RatingsError
+from chromium_dom import dump_dom
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RATE = 16000
@@ -388,15 +388,12 @@ def run_probe(page: str, plan: dict) -> tuple[dict, str]:
     with open(page) as f, open(probe, "w") as g:
         g.write(f.read().replace("</body>", PROBE % json.dumps(plan) + "</body>"))
     try:
-        proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio",
-                               "--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom",
-                               "file://" + os.path.abspath(probe)], capture_output=True, text=True,
-                              timeout=120)
+        stdout, stderr = dump_dom(CHROMIUM, "file://" + os.path.abspath(probe), "</html>")
     finally:
         os.remove(probe)
-    found = re.search(r'<pre id="tf-ada-probe">(.*?)</pre>', proc.stdout, re.S)
-    assert found, f"{page} did not finish loading in chromium: {proc.stderr[-2000:]}"
-    return json.loads(std_html.unescape(found.group(1))), proc.stdout
+    found = re.search(r'<pre id="tf-ada-probe">(.*?)</pre>', stdout, re.S)
+    assert found, f"{page} did not finish loading in chromium: {stderr[-2000:]}"
+    return json.loads(std_html.unescape(found.group(1))), stdout
 
 
 def test_blind_rating_round_in_chromium_hides_names_and_round_trips_through_summarize(page, tmp_path):

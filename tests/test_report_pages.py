@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import numpy as np
@@ -18,6 +17,7 @@ from reproduce import demo, figure2, table1
 from reproduce import pages
 from tf_ada import configs, evaluation, hparams
 from tf_ada.audio import save_wav
+from chromium_dom import dump_dom
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RATE = 16000
@@ -61,13 +61,11 @@ def open_in_chromium(page: str) -> dict:
     with open(page) as f, open(probe, "w") as g:
         g.write(f.read().replace("</body>", PROBE + "</body>"))
     try:
-        proc = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio",
-                               "--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom",
-                               "file://" + os.path.abspath(probe)], capture_output=True, text=True, timeout=120)
+        stdout, stderr = dump_dom(chromium(), "file://" + os.path.abspath(probe), "</html>")
     finally:
         os.remove(probe)
-    found = re.search(r'<pre id="tf-ada-probe">(.*?)</pre>', proc.stdout, re.S)
-    assert found, f"{page} did not finish loading in chromium: {proc.stderr[-2000:]}"
+    found = re.search(r'<pre id="tf-ada-probe">(.*?)</pre>', stdout, re.S)
+    assert found, f"{page} did not finish loading in chromium: {stderr[-2000:]}"
     return json.loads(std_html.unescape(found.group(1)))
 
 
