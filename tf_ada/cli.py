@@ -462,6 +462,7 @@ def saved_model_dir(text: str) -> str:
 DELEGATED = {
     "table1": ("reproduce.table1", "Table 1: train, evaluate and report every row (--dry-run: costs only)"),
     "table2": ("reproduce.table2", "Table 2: code corpus, second-level ADAs (PBT for VQ-VAE), report"),
+    "table3": ("reproduce.table3", "Table 3: stacks' levels, top-down samples, listening page, measures, report"),
     "figure2": ("reproduce.figure2", "Figure 2: predictability profiles of audio and codes, with the claims"),
     "demo": ("reproduce.demo", "the demo: corpus, Table 1 at demo scale, an HTML page"),
     "profile": ("analysis.predictability", "one predictability profile (sec. 4.2) of audio or an ADA's codes"),
