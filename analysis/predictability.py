@@ -483,6 +483,8 @@ def main(argv=None, prog: str = "python -m analysis.predictability") -> int:
     parser.add_argument("--max-eval-timesteps", type=positive_int, default=200_000,
                         help="evaluation symbols read from the held-out split")
     parser.add_argument("--hidden", type=positive_int, default=128, help="the predictor's hidden size")
+    parser.add_argument("--patience", type=positive_int, default=5,
+                        help="validation checks (every 100 steps) without a 1e-4-nat gain that make a plateau")
     parser.add_argument("--max-steps", type=positive_int, default=20000,
                         help="training steps per r before giving up on the convergence test")
     args = parser.parse_args(argv)
@@ -501,7 +503,8 @@ def main(argv=None, prog: str = "python -m analysis.predictability") -> int:
         eval_, _, _ = code_sequences(args.data, args.checkpoint, args.max_eval_timesteps, eval_split)
         marker = cfg.encoder_receptive_field_codes
     rfs = args.rf
-    results = profile(train, eval_, rfs, n_classes, hidden=args.hidden, max_steps=args.max_steps)
+    results = profile(train, eval_, rfs, n_classes, hidden=args.hidden, max_steps=args.max_steps,
+                      patience=args.patience)
     csv_path = os.path.join(args.out, f"profile_{args.source}.csv")
     write_csv(csv_path, results)
     from analysis.plot_profiles import plot_profile

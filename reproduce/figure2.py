@@ -27,12 +27,14 @@ from tf_ada import fileio
 
 SETTINGS = {  # per scale: receptive fields and training budget of the profile models
     "tiny": dict(audio_rf=[0, 1, 2, 4], codes_rf=[0, 1, 2, 4], max_train=20_000, max_eval=5_000, hidden=16,
-                 max_steps=200),
+                 max_steps=200, patience=5),
+    # patience 20 (2,000-step plateaus): with 5, a cold r = 8 stopped at 2.585 / 2.577 nats (train /
+    # held out) where 20 reached 2.503 / 2.553 (docs/figure2_cpu.md, "Longer lags, checked")
     "cpu": dict(audio_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128], codes_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128],
-                max_train=2_000_000, max_eval=1_000_000, hidden=64, max_steps=20000),
+                max_train=2_000_000, max_eval=1_000_000, hidden=64, max_steps=60000, patience=20),
     "paper": dict(audio_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
                   codes_rf=[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], max_train=20_000_000,
-                  max_eval=1_000_000, hidden=256, max_steps=20000),
+                  max_eval=1_000_000, hidden=256, max_steps=100000, patience=20),
 }
 
 
@@ -92,6 +94,7 @@ def _run_profile(path_csv, path_units, train, ev_seqs, rfs, n_classes, s, train_
     if os.path.exists(path_csv) and os.path.exists(path_units):
         return pred.read_csv(path_csv)
     results, units = pred.profile(train, ev_seqs, rfs, n_classes, hidden=s["hidden"], max_steps=s["max_steps"],
+                                  patience=s["patience"],
                                   train_groups=train_groups, eval_groups=eval_groups, return_units=True)
     pred.write_csv(path_csv, results)
     save_units(path_units, units, results, train_groups, eval_groups)
@@ -185,7 +188,8 @@ def main(argv=None) -> int:
               "", "Run times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()), "",
               "Deviations: profile models are trained on a subset of the corpus "
               f"({s['max_train']:,} train / {s['max_eval']:,} held-out timesteps, excerpts from the starts of evenly "
-              f"spaced recordings) with hidden size {s['hidden']} and at most {s['max_steps']:,} steps per r; the "
+              f"spaced recordings) with hidden size {s['hidden']}, patience {s['patience']} checks and at most "
+              f"{s['max_steps']:,} steps per r; the "
               "paper does not give its sizes. At cpu scale the ADA is the reduced #1.2 (encoder receptive "
               "field 255 samples = 32 code steps, not 64)."]
     fileio.atomic_write_text(os.path.join(out, "figure2.md"), "\n".join(lines) + "\n")
