@@ -52,12 +52,17 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
-def unigram_nll(train: Sequence[np.ndarray], eval_: Sequence[np.ndarray], n_classes: int) -> tuple[float, float]:
-    """(train, eval) cross-entropy in nats under add-one-smoothed training frequencies (r = 0)."""
+def unigram_log_probs(train: Sequence[np.ndarray], n_classes: int) -> np.ndarray:
+    """Log add-one-smoothed symbol frequencies of `train`, `[n_classes]` (the r = 0 model)."""
     counts = np.ones(n_classes)
     for s in train:
         counts += np.bincount(np.asarray(s).ravel(), minlength=n_classes)[:n_classes]
-    logp = np.log(counts / counts.sum())
+    return np.log(counts / counts.sum())
+
+
+def unigram_nll(train: Sequence[np.ndarray], eval_: Sequence[np.ndarray], n_classes: int) -> tuple[float, float]:
+    """(train, eval) cross-entropy in nats under add-one-smoothed training frequencies (r = 0)."""
+    logp = unigram_log_probs(train, n_classes)
     mean = lambda seqs: float(-np.mean(np.concatenate([logp[np.asarray(s).ravel()] for s in seqs])))
     return mean(train), mean(eval_)
 
@@ -263,10 +268,7 @@ def _fit_one(train, valid, eval_, r, n_classes, hidden, n_targets, batch_size, l
 def _unigram_units(train, fit, eval_, n_classes, first_target: int = 0):
     """Per-sequence (NLL sum, count) of `fit` and `eval_` from position `first_target` on, under
     add-one-smoothed frequencies of `train`."""
-    counts = np.ones(n_classes)
-    for s in train:
-        counts += np.bincount(np.asarray(s).ravel(), minlength=n_classes)[:n_classes]
-    logp = np.log(counts / counts.sum())
+    logp = unigram_log_probs(train, n_classes)
     sums = lambda seqs: (np.array([-logp[np.asarray(s)].sum() for s in seqs]), np.array([float(len(s)) for s in seqs]))
     return sums([q[first_target:] for q in fit]), sums([q[first_target:] for q in eval_])
 
