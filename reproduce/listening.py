@@ -50,6 +50,7 @@ from typing import Optional
 from reproduce import pages
 from reproduce.pages import Raw, esc
 from tf_ada import ratings, rows
+from tf_ada.ratings import ListeningError  # a sample folder or excerpt the page cannot show
 
 BLIND_DIR = "blind"
 KEY_FILE = "key.json"
@@ -137,10 +138,6 @@ SCRIPT = """
   });
 })();
 """
-
-
-class ListeningError(ValueError):
-    """A sample folder or excerpt the page cannot show; the message names it."""
 
 
 # --- sample folders ----------------------------------------------------------------------------------

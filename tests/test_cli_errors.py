@@ -113,3 +113,34 @@ def test_predictability_arguments_are_checked(capsys, argv, argument):
         predictability.main(["--source", "audio", "--data", "D", "--out", "O"] + argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and f"argument {argument}" in err[0]
+
+
+def test_a_listening_error_from_a_delegated_command_is_one_line(capsys, monkeypatch):
+    """`ListeningError` lives in the library (tf_ada.ratings), re-exported by reproduce.listening:
+    the command line knows it as a bad input without importing reproduce/."""
+    from reproduce import listening
+    from tf_ada import ratings
+    assert listening.ListeningError is ratings.ListeningError
+    assert ratings.ListeningError in cli.expected_errors()
+
+    def refuse(argv, prog=None):
+        raise listening.ListeningError("/x/samples: no audio/*.wav")
+    monkeypatch.setattr(listening, "main", refuse)
+    code, err = run_cli(capsys, ["listen", "--samples", "/x/samples", "--out", "O"])
+    assert code == 2 and err == ["tf-ada listen: error: /x/samples: no audio/*.wav"]
+
+
+def test_the_library_imports_nothing_from_reproduce():
+    """tf_ada is the library; reproduce/ builds on it, never the other way round (the command
+    line reaches reproduce/ only by module name, `DELEGATED`, at run time)."""
+    import ast
+    import pathlib
+    package = pathlib.Path(cli.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.relative_to(package.parent)}:{node.lineno} imports {n}" for n in names
+                      if n == "reproduce" or n.startswith("reproduce.")]
+    assert not found, found

@@ -531,9 +531,8 @@ def expected_errors() -> tuple:
     from tf_ada.data import DataError
     from tf_ada.fileio import FolderBusyError
     from tf_ada.runs import RunError
-    from tf_ada.ratings import RatingsError
+    from tf_ada.ratings import ListeningError, RatingsError
     from tf_ada.train import DivergenceError
-    from reproduce.listening import ListeningError
     return (AudioError, ConfigError, DataError, DivergenceError, FileNotFoundError, FolderBusyError, ListeningError,
             MissingToolError, RatingsError, RunError)
 

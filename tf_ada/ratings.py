@@ -51,6 +51,12 @@ class RatingsError(ValueError):
     """A ratings or key file that cannot be summarised; the message names the file and the problem."""
 
 
+class ListeningError(ValueError):
+    """A sample folder or excerpt the listening page (`reproduce.listening.write_listening_page`)
+    cannot show; the message names it. Defined here, in the library, so that the command line
+    (`tf_ada.cli.expected_errors`) knows it without importing `reproduce`."""
+
+
 def _load_json(path: str, what: str) -> dict:
     try:
         with open(path) as f:
