@@ -58,7 +58,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from reproduce import report
-from tf_ada import configs, fileio, stacks
+from tf_ada import configs, fileio, runs, stacks
 from tf_ada import evaluation as ev
 
 STACKS = list(stacks.PAPER_TABLE3)
@@ -147,21 +147,6 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
     return out
 
 
-def _checkpoint_step(run_dir: str) -> Optional[int]:
-    """The step of a run folder's newest checkpoint (the Trainer numbers checkpoints by step)."""
-    import tensorflow as tf
-    prefix = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    try:
-        return int(prefix.rsplit("-", 1)[1]) if prefix else None
-    except ValueError:
-        return None
-
-
-def _minutes(run_dir: str) -> tuple:
-    """(training minutes over every invocation, where they come from) of a run folder."""
-    return report.training_minutes(run_dir, None)
-
-
 # --- stages 1 and 2 for one stack -----------------------------------------------------------------------
 
 def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int], n: int, seconds: float,
@@ -186,7 +171,7 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
 
     def wanted_now() -> dict:  # what the samples come from, checkpoints as they are now
         return {"steps": {lv.role: lv.experiment.train.steps for lv in st.levels},
-                "checkpoint_steps": {role: _checkpoint_step(d) if os.path.isdir(d) else None
+                "checkpoint_steps": {role: runs.newest_checkpoint_step(d) if os.path.isdir(d) else None
                                      for role, d in level_dirs.items()},
                 "corpus_hash": data.corpus_hash(data_dir), "streams": n, "seconds_requested": seconds, "seed": seed,
                 "reused": {role: os.path.abspath(r["run"]) for role, r in sorted(reuse.items())}}
@@ -211,10 +196,10 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
         folder = folders[lv.role]
         key = os.path.realpath(folder)
         if key not in minutes:
-            minutes[key] = _minutes(folder)
+            minutes[key] = report.training_minutes(folder, None)
         level_minutes, source = minutes[key]
         levels[lv.role] = {"experiment": loaded.experiments[lv.role].name, "source": lv.source,
-                           "run_dir": os.path.abspath(folder), "step": _checkpoint_step(folder),
+                           "run_dir": os.path.abspath(folder), "step": runs.newest_checkpoint_step(folder),
                            "minutes": level_minutes, "minutes_source": source,
                            "reused_from": (reuse.get(lv.role) or {}).get("from")}
     known = [lv["minutes"] for lv in levels.values() if lv["minutes"] is not None]

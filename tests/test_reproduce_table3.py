@@ -238,6 +238,23 @@ def test_a_level_trained_further_is_sampled_again_from_new_codes(audio_shards, t
     assert [c.split("_step")[1].split("_")[0] for c in codes] == ["1", "2"]
 
 
+def test_a_levels_checkpoint_step_is_its_newest_checkpoint_file(tmp_path):
+    """`runs.newest_checkpoint_step`, what row.json records per level: the largest N of the
+    checkpoints/ckpt-N.index files (numerically; a stale TensorFlow index file does not decide,
+    shards without an index are no checkpoint), None without checkpoints."""
+    from tf_ada import runs
+    assert runs.newest_checkpoint_step(str(tmp_path / "absent")) is None
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    assert runs.newest_checkpoint_step(str(tmp_path / "run")) is None
+    for name in ["ckpt-2.index", "ckpt-2.data-00000-of-00001", "ckpt-10.index", "ckpt-10.data-00000-of-00001",
+                 "ckpt-12.data-00000-of-00001", "ckpt-x.index", "other-30.index"]:
+        (ckpts / name).write_text("")
+    (ckpts / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    assert runs.newest_checkpoint_step(str(tmp_path / "run")) == 10
+    assert runs.checkpoint_prefixes(str(ckpts)) == [str(ckpts / "ckpt-2"), str(ckpts / "ckpt-10")]
+
+
 def test_levels_are_reused_from_table1_and_table2_output_folders(tmp_path):
     """`reused_levels`: finished rows of a Table 1 output folder (row.json), and of a Table 2 one with
     the first level its code corpus was encoded from (which wins over Table 1's #1.2)."""

@@ -88,13 +88,25 @@ def tee_log(log: Callable[[str], None], path: str) -> Callable[[str], None]:
     return write
 
 
-def checkpoint_prefixes(ckpt_dir: str) -> list[str]:
-    """`ckpt_dir/ckpt-N` for every checkpoint whose index file is on disk, oldest first."""
+def checkpoint_numbers(ckpt_dir: str) -> list[int]:
+    """N of every checkpoint `ckpt_dir/ckpt-N` whose index file is on disk, oldest first (the Trainer
+    numbers its checkpoints by step, so these are the steps they hold)."""
     if not os.path.isdir(ckpt_dir):
         return []
-    numbers = sorted(int(m.group(1)) for f in os.listdir(ckpt_dir)
-                     if (m := re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)\.index", f)))
-    return [os.path.join(ckpt_dir, f"{CHECKPOINT_PREFIX}-{n}") for n in numbers]
+    return sorted(int(m.group(1)) for f in os.listdir(ckpt_dir)
+                  if (m := re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)\.index", f)))
+
+
+def checkpoint_prefixes(ckpt_dir: str) -> list[str]:
+    """`ckpt_dir/ckpt-N` for every checkpoint whose index file is on disk, oldest first."""
+    return [os.path.join(ckpt_dir, f"{CHECKPOINT_PREFIX}-{n}") for n in checkpoint_numbers(ckpt_dir)]
+
+
+def newest_checkpoint_step(run_dir: str) -> Optional[int]:
+    """The step of a run folder's newest checkpoint on disk (`run_dir/checkpoints/ckpt-N`, the one a
+    resumed run starts from when intact), or None when it has none."""
+    numbers = checkpoint_numbers(os.path.join(run_dir, "checkpoints"))
+    return numbers[-1] if numbers else None
 
 
 def reconcile_index(ckpt_dir: str, log: Callable[[str], None] = print) -> list[str]:
