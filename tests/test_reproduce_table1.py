@@ -50,6 +50,37 @@ def test_every_row_one_step_writes_checkpoint_and_resumes(audio_shards, table1_t
     assert any("already done" in line for line in logs)
 
 
+def test_report_only_reads_each_rows_recorded_run_folder_else_the_one_beside_its_row_json(tmp_path, monkeypatch):
+    """`--report-only --from SOURCE`: a row's run folder is the run_dir its row.json records (its
+    training minutes come from that folder's train.log); SOURCE/NAME only where the recorded folder
+    is gone (a copied results folder) or row.json records none."""
+    from tf_ada import configs
+
+    def log(folder, minutes):  # a train.log spanning `minutes`
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "train.log"), "w") as f:
+            f.write(f"2024-01-01 10:00:00 train: step 0\n2024-01-01 10:{minutes:02d}:00 train: step 1\n")
+
+    source, elsewhere = tmp_path / "copy", tmp_path / "original"
+    recorded = {"1.2": str(elsewhere / "run_1_2"), "1.3": str(tmp_path / "gone" / "run_1_3"), "1.4": None}
+    for row, run_dir in recorded.items():
+        found_at = str(source / configs.table1_row(row, "tiny").name)
+        log(found_at, 5)
+        result = {"row": row, "steps": 1, "minutes": 0.5}
+        if run_dir:
+            result["run_dir"] = run_dir
+        with open(os.path.join(found_at, "row.json"), "w") as f:
+            json.dump(result, f)
+    log(recorded["1.2"], 2)  # the recorded folder of row 1.2 still exists; row 1.3's does not
+    seen = {}
+    monkeypatch.setattr(table1, "write_report", lambda results, *a, **k: seen.update(results))
+    assert table1.report_only(["1.2", "1.3", "1.4"], "tiny", str(tmp_path / "out"), str(source)) == 0
+    assert seen["1.2"]["run_dir"] == recorded["1.2"] and seen["1.2"]["minutes"] == pytest.approx(2)
+    for row in ("1.3", "1.4"):
+        assert seen[row]["run_dir"] == str(source / configs.table1_row(row, "tiny").name)
+        assert seen[row]["minutes"] == pytest.approx(5) and "train.log" in seen[row]["minutes_source"]
+
+
 def _rows(nll: dict, ppl: dict, n_works=10, per_work=4, seed=0):
     """Synthetic per-window results of each row on the same held-out windows: a row's NLL is its
     value plus a window difficulty shared by every row (so paired differences are precise)."""
