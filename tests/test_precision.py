@@ -1,6 +1,8 @@
 """mixed_bfloat16 (issue 12): the bfloat16 fast path against float32, and its own cached
 generation against its full forward. Tolerances are stated per test: bfloat16 keeps 8 bits of
 mantissa (relative rounding 2^-8 = 0.4 %)."""
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,29 @@ from tf_ada.train import build_model, model_scalars
 from tf_ada.models import WaveNet
 
 from test_wavenet import CASES, random_input
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    """Keras's global dtype policy set to `name` inside the block, then back to whatever it was
+    before (not to float32: a test must not change the policy the next test runs under)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_global_policy_restores_the_previous_policy_even_after_an_error():
+    outer = keras.config.dtype_policy()
+    with global_policy("mixed_float16"):
+        with pytest.raises(RuntimeError):
+            with global_policy("mixed_bfloat16"):
+                assert keras.config.dtype_policy().name == "mixed_bfloat16"
+                raise RuntimeError("a failing test body")
+        assert keras.config.dtype_policy().name == "mixed_float16"
+    assert keras.config.dtype_policy().name == outer.name
 
 
 def _pair(cfg):
@@ -50,11 +75,8 @@ def test_bfloat16_model_matches_float32_within_tolerance(row):
 def test_bfloat16_cached_steps_equal_its_full_forward(name):
     cfg = CASES[name]
     tf.keras.utils.set_random_seed(1)
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with global_policy("mixed_bfloat16"):
         net = WaveNet(cfg)
-    finally:
-        keras.config.set_dtype_policy("float32")
     assert net.stack.compute_dtype == "bfloat16"
     n = 2 * cfg.receptive_field + 5
     x, bias = random_input(cfg, 2, n)
@@ -74,11 +96,8 @@ def test_bfloat16_head_takes_its_last_product_in_float32():
     # bfloat16 rounds to 1: a float32 product gives skip_channels * (1 + 2^-10), a bfloat16 one
     # skip_channels
     cfg = CASES["k2_bias"]
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with global_policy("mixed_bfloat16"):
         net = WaveNet(cfg)
-    finally:
-        keras.config.set_dtype_policy("float32")
     x, bias = random_input(cfg, 1, 8)
     net(x, bias)
     stack = net.stack
