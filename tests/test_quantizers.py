@@ -267,3 +267,37 @@ def test_data_init_draws_distinct_queries():
     q = queries(10, (1, 80, 4))  # 80 distinct queries for 64 codes
     layer(q, training=True)
     assert len(np.unique(layer.codebook.numpy(), axis=0)) == 64
+
+
+def test_whitened_queries_use_batch_covariance_in_training_and_running_one_in_evaluation():
+    """query_norm="whiten" (issue 9): training whitens each batch by its own mean and covariance
+    (decorrelated, unit variance in every direction), and records their EMA (decay gamma, set by
+    the first batch) for evaluation; evaluation does not move them."""
+    gamma = 0.9
+    layer = vq(k=16, d=4, gamma=gamma, query_norm="whiten", data_init=True)
+    rng = np.random.RandomState(8)
+    mix = np.array([[1.0, 0.9, 0.0, 0.1], [0.0, 0.4, 0.3, 0.0], [0.0, 0.0, 0.2, 0.05], [0.0, 0.0, 0.0, 0.1]])
+    batches = [(rng.normal(size=(4, 500, 4)) @ mix + 3.0 + i).astype(np.float32) for i in range(3)]
+    mean = cov = None
+    for i, q in enumerate(batches):
+        flat = q.reshape(-1, 4).astype(np.float64)
+        bm, bc = flat.mean(0), np.cov(flat.T, bias=True)
+        mean, cov = (bm, bc) if i == 0 else (gamma * mean + (1 - gamma) * bm, gamma * cov + (1 - gamma) * bc)
+        z = layer.normalize(tf.constant(q), training=True).numpy().reshape(-1, 4)
+        np.testing.assert_allclose(np.cov(z.T, bias=True), np.eye(4), atol=5e-3)
+        np.testing.assert_allclose(layer.query_mean.numpy(), mean, rtol=1e-4)
+        np.testing.assert_allclose(layer.query_cov.numpy(), cov, rtol=1e-3, atol=1e-5)
+    frozen = layer.query_cov.numpy().copy()
+    out = layer(batches[0], training=False)
+    np.testing.assert_array_equal(layer.query_cov.numpy(), frozen)
+    lam, v = np.linalg.eigh(cov + 1e-5 * np.eye(4))
+    z = (batches[0] - mean) @ (v @ np.diag(lam ** -0.5) @ v.T)
+    e = layer.codebook.numpy()
+    np.testing.assert_allclose(layer.normalize(tf.constant(batches[0])).numpy(), z, rtol=2e-3, atol=2e-3)
+    assert (out.codes.numpy() == ((z[..., None, :] - e) ** 2).sum(-1).argmin(-1)).mean() > 0.99
+    x = tf.constant(batches[1])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = layer(x, training=True).loss
+    grad = tape.gradient(loss, x).numpy()
+    assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0

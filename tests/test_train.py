@@ -122,6 +122,39 @@ def test_polyak_average_covers_the_vq_codebook(audio_shards, tmp_path):
     np.testing.assert_allclose(model.quantizer.codebook.numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("query_norm", ["standardize", "whiten"])
+def test_polyak_weights_get_their_own_query_statistics(audio_shards, tmp_path, query_norm):
+    """Issue 9: the Polyak-averaged encoder is evaluated with the query statistics of its own
+    queries on the Trainer's fixed calibration batches (not the live encoder's running ones), in
+    the Trainer's evaluation and in the model rebuilt from the folder; the live model keeps its
+    running statistics."""
+    import dataclasses
+    from tf_ada.train import CALIBRATION_BATCHES
+    exp = configs.table1_row("1.2", "tiny", steps=4)
+    exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, query_norm=query_norm))
+    t = Trainer(exp, audio_shards, str(tmp_path / "vq"), log=lambda s: None)
+    t.train(steps=4, evaluate=False)
+    q = t.model.quantizer
+    live = [v.numpy().copy() for v in q.statistics]
+    assert len(t._calibration_batches) == CALIBRATION_BATCHES
+    with t.polyak_weights() as model:
+        flat = np.concatenate([model.encoder(x).numpy().reshape(-1, q.code_channels)
+                               for x in t._calibration_batches]).astype(np.float64)
+        mean = flat.mean(0)
+        second = np.cov(flat.T, bias=True) if query_norm == "whiten" else flat.var(0)
+        np.testing.assert_allclose(q.query_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(q.statistics[1].numpy(), second, rtol=1e-3, atol=1e-5)
+        assert not np.allclose(q.statistics[1].numpy(), live[1], rtol=1e-3)  # not the running ones
+    for v, before in zip(q.statistics, live):
+        np.testing.assert_array_equal(v.numpy(), before)
+    model, _ = load_model(str(tmp_path / "vq"))
+    np.testing.assert_allclose(model.quantizer.query_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.quantizer.statistics[1].numpy(), second, rtol=1e-3, atol=1e-5)
+    live_model, _ = load_model(str(tmp_path / "vq"), polyak=False)
+    for v, before in zip(live_model.quantizer.statistics, live):
+        np.testing.assert_allclose(v.numpy(), before, rtol=1e-6)
+
+
 def test_divergence_guard_keeps_last_good_checkpoint(audio_shards, tmp_path):
     exp = configs.table1_row("1.1", "tiny", steps=1)
     t = Trainer(exp, audio_shards, str(tmp_path / "d"), log=lambda s: None)

@@ -205,3 +205,34 @@ def ema_kmeans_update(ema_counts, ema_sums, codebook, counts, sums, gamma, epsil
     k = tf.cast(tf.shape(n)[0], n.dtype)
     smoothed = (n + epsilon) / (total + k * epsilon) * total
     return n, m, tf.where((counts > 0)[:, None], m / smoothed[:, None], codebook)
+
+
+def inverse_sqrt_newton_schulz(cov: tf.Tensor, iterations: int = 10) -> tf.Tensor:
+    """An approximation of cov^(-1/2) by the coupled Newton-Schulz iteration (Higham 2008, sec. 6.7;
+    the whitening of IterNorm, Huang et al. 2019), differentiable by plain matrix products (no
+    eigendecomposition, whose gradient diverges when eigenvalues are close, as the many small
+    ones of a low-rank query cloud are):
+
+        S = cov / tr(cov),  Y_0 = S,  Z_0 = I,  T_k = (3 I - Z_k Y_k) / 2,  Y_{k+1} = Y_k T_k,
+        Z_{k+1} = T_k Z_k,  W = Z_T / sqrt(tr(cov)).
+
+    Z_k converges to S^(-1/2). Along an eigenvector with eigenvalue lambda (of S), Z_k grows by
+    about 1.5x per step until it reaches lambda^(-1/2): directions holding more than about
+    1.5^(-2T) of the total variance are whitened, weaker ones are amplified by at most 1.5^T (a
+    bounded, partial whitening). The coupled form stays stable in float32, where the single
+    iteration P <- (3 P - P^3 S) / 2 diverges after about 9 steps on a low-rank cloud (measured).
+
+    Args:
+      cov: float32 `[D, D]` symmetric positive semi-definite (not all zero).
+      iterations: T.
+    Returns:
+      W float32 `[D, D]`, with W cov W ~ I on the whitened directions.
+    """
+    d = tf.shape(cov)[0]
+    trace = tf.linalg.trace(cov)
+    eye = tf.eye(d, dtype=cov.dtype)
+    y, z = cov / trace, eye
+    for _ in range(int(iterations)):
+        t = 1.5 * eye - 0.5 * tf.matmul(z, y)
+        y, z = tf.matmul(y, t), tf.matmul(t, z)
+    return z * tf.math.rsqrt(trace)

@@ -143,12 +143,13 @@ def reconcile_index(ckpt_dir: str, log: Callable[[str], None] = print) -> list[s
     return prefixes
 
 
-def restore_newest_intact(checkpoint: tf.train.Checkpoint, prefixes: list[str], log: Callable[[str], None] = print,
+def restore_newest_intact(checkpoint, prefixes: list[str], log: Callable[[str], None] = print,
                           partial: bool = False) -> Optional[str]:
     """Restores the newest of `prefixes` that reads back whole; logs each damaged one it passes.
 
     Args:
-      checkpoint: what to restore into.
+      checkpoint: what to restore into: a `tf.train.Checkpoint`, or a function of the prefix
+        that returns one (for checkpoints written before an object existed).
       prefixes: checkpoint prefixes, oldest first (`reconcile_index`).
       partial: allow the checkpoint to hold objects `checkpoint` lacks (e.g. optimiser state
         when only the model is rebuilt); otherwise every existing object must match.
@@ -162,7 +163,8 @@ def restore_newest_intact(checkpoint: tf.train.Checkpoint, prefixes: list[str], 
     damaged = []
     for prefix in reversed(prefixes):
         try:
-            status = checkpoint.restore(prefix)
+            target = checkpoint(prefix) if callable(checkpoint) else checkpoint
+            status = target.restore(prefix)
             if partial:
                 status.expect_partial()
             else:

@@ -43,6 +43,8 @@ class DivergenceError(RuntimeError):
 
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+CALIBRATION_BATCHES = 8  # training batches whose queries set the Polyak weights' statistics
+CALIBRATION_SEED = 54_321  # added to TrainConfig.seed: the same fixed batches at every calibration
 
 
 def build_model(config, precision: str = "float32"):
@@ -140,10 +142,17 @@ class Trainer:
                                        name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
                                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
                            for v in polyak_variables(self.model)]
+            # the Polyak weights' own evaluation statistics (query normalisation): set by
+            # `calibrate_polyak`, never averaged (they are functions of the averaged weights)
+            self.polyak_statistics = [tf.Variable(v.value, trainable=False,
+                                                  name="polyak_stat_" + v.name.replace("/", "_").replace(":", "_"),
+                                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                                      for v in self.model.evaluation_statistics]
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak,
-                                              step=self.step)
+                                              polyak_statistics=self.polyak_statistics, step=self.step)
+        self._calibration_batches, self._calibrated_step = None, None
         restored = self._open_checkpoints()
         if restored:
             self.log(f"train: resumed {experiment.name} from {restored} (step {self.current_step})")
@@ -166,7 +175,15 @@ class Trainer:
             save_dir = os.path.join(self.out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir, max_to_keep=3,
                                                   checkpoint_name=runs.CHECKPOINT_PREFIX)
-        return runs.restore_newest_intact(self.checkpoint, prefixes, self.log)
+        return runs.restore_newest_intact(self._checkpoint_for, prefixes, self.log)
+
+    def _checkpoint_for(self, prefix: str) -> tf.train.Checkpoint:
+        """What to restore `prefix` into: everything, or, for a checkpoint written before the
+        Polyak statistics existed (issue 9), everything else (the next save calibrates them)."""
+        if not self.polyak_statistics or any(name.startswith("polyak_statistics/")
+                                             for name, _ in tf.train.list_variables(prefix)):
+            return self.checkpoint
+        return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak, step=self.step)
 
     def reload(self, experiment: Optional[Experiment] = None) -> Optional[str]:
         """Restores the run folder's newest intact checkpoint into the live model, optimiser,
@@ -195,6 +212,7 @@ class Trainer:
         if self.is_chief:
             fileio.atomic_write_json(path, experiment.to_dict())
         restored = self._open_checkpoints()
+        self._calibrated_step = None  # other weights now, possibly at the same step
         self.log(f"train: reloaded {experiment.name} from {restored or 'no checkpoint'} (step {self.current_step})")
         return restored
 
@@ -306,8 +324,10 @@ class Trainer:
         return result
 
     def save(self) -> str:
-        """Writes a checkpoint of the current step; returns its prefix. A non-chief MultiWorker
-        worker's copy (written because saving is a collective) is removed at once."""
+        """Writes a checkpoint of the current step (Polyak statistics calibrated first, so every
+        checkpoint's Polyak weights come with their own); returns its prefix. A non-chief
+        MultiWorker worker's copy (written because saving is a collective) is removed at once."""
+        self.calibrate_polyak()
         path = self.manager.save(checkpoint_number=self.current_step)
         if not self.is_chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
@@ -316,7 +336,28 @@ class Trainer:
 
     # --- evaluation (Polyak weights) ---
 
+    def calibrate_polyak(self) -> None:
+        """Recomputes the Polyak weights' evaluation statistics (`model.evaluation_statistics`, a
+        VQ-VAE's query mean and (co)variance) from their queries on `CALIBRATION_BATCHES` fixed
+        training batches, as stochastic weight averaging recomputes batch-norm statistics
+        (Izmailov et al. 2018): the running statistics of training describe the live encoder, not
+        the averaged one (issue 9). Once per step; a no-op for models without such statistics."""
+        if not self.polyak_statistics or self._calibrated_step == self.current_step:
+            return
+        if self._calibration_batches is None:
+            cfg = self.experiment.train
+            ds = data.excerpt_dataset(self.data_dir, n_samples=cfg.n_samples, batch_size=cfg.batch_size,
+                                      seed=cfg.seed + CALIBRATION_SEED, split="train")
+            self._calibration_batches = [x for x, _ in zip(ds, range(CALIBRATION_BATCHES))]
+        with self.polyak_weights():
+            self.model.calibrate(self._calibration_batches)
+        self._calibrated_step = self.current_step
+
     def _swap_polyak(self):
+        for p, v in zip(self.polyak_statistics, self.model.evaluation_statistics):
+            tmp = tf.identity(v.value)
+            v.assign(p)
+            p.assign(tmp)
         for p, v in zip(self.polyak, polyak_variables(self.model)):
             tmp = tf.identity(v.value)
             v.assign(p)
@@ -365,6 +406,7 @@ class Trainer:
         manifest = data.load_manifest(self.data_dir)
         names = {s: manifest.eval_split if s == "eval" else s for s in splits}
         t0 = time.monotonic()
+        self.calibrate_polyak()
         with self.polyak_weights():
             per_window = evaluation.evaluate_model(
                 self.model, self.data_dir, splits=[names[s] for s in splits],
@@ -469,10 +511,11 @@ def restore_run(out_dir: str, polyak: bool = True):
     experiment = runs.read_experiment(path)
     model = build_model(experiment.model)
     polyak_vars = [tf.Variable(v.value, trainable=False) for v in polyak_variables(model)]
+    polyak_stats = [tf.Variable(v.value, trainable=False) for v in model.evaluation_statistics]
     step = tf.Variable(0, dtype=tf.int64)
     # the blocks' weights sit in Python lists, which tf.train.Checkpoint does not track under the
     # model; the Trainer's checkpoints reach every trainable weight through the optimiser's list
-    ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, step=step,
+    ckpt = tf.train.Checkpoint(model=model, polyak=polyak_vars, polyak_statistics=polyak_stats, step=step,
                                optimizer=_TrainableList(model.trainable_variables))
     prefixes = runs.checkpoint_prefixes(os.path.join(out_dir, "checkpoints"))
     if not prefixes:
@@ -484,5 +527,10 @@ def restore_run(out_dir: str, polyak: bool = True):
         stored = set(tf.train.load_checkpoint(restored).get_variable_to_shape_map()) if restored else set()
         for i, (v, p) in enumerate(zip(polyak_variables(model), polyak_vars)):
             if f"polyak/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
+                v.assign(p)
+        # a checkpoint written before the Polyak statistics were calibrated (issue 9) keeps the
+        # live running statistics, as it was evaluated then
+        for i, (v, p) in enumerate(zip(model.evaluation_statistics, polyak_stats)):
+            if f"polyak_statistics/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
                 v.assign(p)
     return model, experiment, int(step.numpy()), restored

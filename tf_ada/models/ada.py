@@ -109,6 +109,21 @@ class ADA(FromConfig, keras.Model):
         extra = [self.quantizer.codebook] if isinstance(self.quantizer, VectorQuantizerEMA) else []
         return list(self.trainable_variables) + extra
 
+    @property
+    def evaluation_statistics(self) -> list:
+        """Variables that evaluation needs recomputed for the weights it evaluates (`calibrate`):
+        a VQ-VAE's query-normalisation statistics; [] otherwise."""
+        return list(getattr(self.quantizer, "statistics", []))
+
+    def calibrate(self, batches) -> None:
+        """Sets `evaluation_statistics` from the current weights' queries on audio batches
+        (int32 `[B, T]` each): the query statistics of the encoder as it is now."""
+        if not self.evaluation_statistics:
+            return
+        d = self.config.code_channels
+        queries = [tf.reshape(self.encoder(tf.cast(x, tf.int32)), [-1, d]) for x in batches]
+        self.quantizer.calibrate(tf.concat(queries, 0))
+
     # --- the model contract (tf_ada/models/outputs.py) ---
 
     @property

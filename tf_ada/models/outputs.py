@@ -2,9 +2,9 @@
 
 The Trainer, the evaluation protocols, the benchmarks, PBT's fitness and the exporters read a
 model only through `model.forward(x, training) -> ModelOutput` (and the model's `hop`,
-`polyak_variables` and `set_hyperparameters`): a WaveNet on audio or on codes (Table 1's #1.1,
-Table 3's priors), a first-level ADA (Table 1) and a second-level ADA on codes (Table 2) alike,
-so no caller branches on the model's type.
+`polyak_variables`, `evaluation_statistics` with `calibrate`, and `set_hyperparameters`): a
+WaveNet on audio or on codes (Table 1's #1.1, Table 3's priors), a first-level ADA (Table 1)
+and a second-level ADA on codes (Table 2) alike, so no caller branches on the model's type.
 """
 from __future__ import annotations
 

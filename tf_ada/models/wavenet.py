@@ -65,6 +65,14 @@ class WaveNet(FromConfig, keras.Model):
         """Variables averaged for evaluation (`train.polyak_variables`): the trainable weights."""
         return list(self.trainable_variables)
 
+    @property
+    def evaluation_statistics(self) -> list:
+        """A WaveNet has no statistics that evaluation recomputes (see `ADA.calibrate`)."""
+        return []
+
+    def calibrate(self, batches) -> None:
+        """Nothing to calibrate (see `ADA.calibrate`)."""
+
     def set_hyperparameters(self, **values) -> None:
         """A WaveNet has no hyperparameters that PBT changes during training; `values` must be empty."""
         if values:
