@@ -153,6 +153,15 @@ def test_polyak_weights_get_their_own_query_statistics(audio_shards, tmp_path, q
     live_model, _ = load_model(str(tmp_path / "vq"), polyak=False)
     for v, before in zip(live_model.quantizer.statistics, live):
         np.testing.assert_allclose(v.numpy(), before, rtol=1e-6)
+    # Polyak weights entered without a save or an evaluation (e.g. after resuming a checkpoint
+    # written before the statistics had a slot, which leaves them at their initial values) are
+    # calibrated on entry
+    for slot in t.polyak_statistics:
+        slot.assign(tf.zeros_like(slot))
+    t._calibrated_step = None
+    with t.polyak_weights():
+        np.testing.assert_allclose(q.query_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(q.statistics[1].numpy(), second, rtol=1e-3, atol=1e-5)
 
 
 def test_divergence_guard_keeps_last_good_checkpoint(audio_shards, tmp_path):

@@ -207,8 +207,9 @@ class ADAConfig:
       nu: AMAE diversity scale (value lost: our 0.1 with the normalisation of `ArgmaxQuantizer`).
       data_init, restart_dead_codes: codebook-collapse remedies (off for the paper rows).
       query_norm: VQ-VAE query normalisation before the nearest-code search: "none" (the paper
-        as written), "l2" (unit-length queries and codes) or "standardize" (per-channel batch
-        normalisation without scale and offset; the VQ rows' choice); see `VectorQuantizerEMA`.
+        as written), "l2" (unit-length queries and codes), "standardize" (per-channel batch
+        normalisation without scale and offset) or "whiten" (decorrelated as well; the VQ rows'
+        choice); see `VectorQuantizerEMA`.
     """
     encoder: WaveNetConfig
     modulator: WaveNetConfig
@@ -266,9 +267,9 @@ def ada(scale: str, quantizer: str = "vq", input_kind: str = "continuous", hop: 
     local model 4 x 1..128 (k = 2, causal), K = 256 codes. `input_kind` applies to the encoder
     and the local model (Table 1: "both on the encoder and decoder side").
 
-    VQ-VAEs get `VQ_REMEDIES` (standardised queries, a codebook initialised from the first
-    batch's queries, K-means decay gamma = 0.9; our choice against the early collapse, issue 9) unless `overrides` say
-    otherwise; `VQ_AS_WRITTEN` gives the paper's quantiser exactly as written."""
+    VQ-VAEs get `VQ_REMEDIES` (whitened queries, a codebook initialised from the first batch's
+    queries, K-means decay gamma = 0.9; our choice against the early collapse, issue 9) unless
+    `overrides` say otherwise; `VQ_AS_WRITTEN` gives the paper's quantiser exactly as written."""
     n_codes = 256
     d = (code_channels or VQ_CODE_CHANNELS) if quantizer == "vq" else n_codes
     if quantizer == "vq":
@@ -285,9 +286,11 @@ def ada(scale: str, quantizer: str = "vq", input_kind: str = "continuous", hop: 
 VQ_AS_WRITTEN = {"query_norm": "none", "data_init": False, "gamma": 0.99}
 VQ_CODE_CHANNELS = 64  # D, the VQ-VAE query size (not given in the paper)
 # gamma 0.9 (against our earlier 0.99; the paper gives no value): used codes track their queries
-# within about 10 steps; at cpu scale one run doubled the held-out codes in use at 600 steps (40 -> 78,
-# perplexity 30 -> 56 pooled), but runs of one configuration spread by 2x (docs/codebook_cpu.md)
-VQ_REMEDIES = {"query_norm": "standardize", "data_init": True, "gamma": 0.9}
+# within about 10 steps. Whitened queries (against per-channel standardisation): standardised
+# queries of cpu #1.2 collapse onto 1-2 directions (participation ratio 1.45 at step 600), so the
+# codes tile a line; whitened, three runs kept 148-173 held-out codes at 600 steps against 79-132
+# standardised, at the same NLL (docs/codebook_cpu.md section 7)
+VQ_REMEDIES = {"query_norm": "whiten", "data_init": True, "gamma": 0.9}
 
 # Hyperparameters a model takes while it trains (`model.set_hyperparameters`, without recompiling the
 # step): a VQ-VAE's beta and gamma (Eq. 1), which population based training perturbs (Table 2).

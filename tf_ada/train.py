@@ -349,8 +349,11 @@ class Trainer:
             ds = data.excerpt_dataset(self.data_dir, n_samples=cfg.n_samples, batch_size=cfg.batch_size,
                                       seed=cfg.seed + CALIBRATION_SEED, split="train")
             self._calibration_batches = [x for x, _ in zip(ds, range(CALIBRATION_BATCHES))]
-        with self.polyak_weights():
+        self._swap_polyak()
+        try:
             self.model.calibrate(self._calibration_batches)
+        finally:
+            self._swap_polyak()
         self._calibrated_step = self.current_step
 
     def _swap_polyak(self):
@@ -365,7 +368,9 @@ class Trainer:
 
     @contextlib.contextmanager
     def polyak_weights(self):
-        """The Polyak-averaged weights (app. A) are in the model for the duration of the block."""
+        """The Polyak-averaged weights (app. A), with their own evaluation statistics
+        (`calibrate_polyak`), are in the model for the duration of the block."""
+        self.calibrate_polyak()
         self._swap_polyak()
         try:
             yield self.model
@@ -406,7 +411,6 @@ class Trainer:
         manifest = data.load_manifest(self.data_dir)
         names = {s: manifest.eval_split if s == "eval" else s for s in splits}
         t0 = time.monotonic()
-        self.calibrate_polyak()
         with self.polyak_weights():
             per_window = evaluation.evaluate_model(
                 self.model, self.data_dir, splits=[names[s] for s in splits],

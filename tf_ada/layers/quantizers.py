@@ -227,30 +227,36 @@ class VectorQuantizerEMA(keras.layers.Layer):
             return tf.tensordot(q - mean, w, axes=[[-1], [0]])  # W is symmetric
         return q
 
-    def _batch_cov(self, flat: tf.Tensor):
-        """Mean `[D]` and covariance `[D, D]` of queries `[N, D]` over all replicas (differentiable);
-        their running averages (decay gamma; the first batch sets them) are updated on the way."""
+    def _batch_moments(self, flat: tf.Tensor, second):
+        """Mean `[D]` of queries `[N, D]` over all replicas, and `second(centred) / count` summed
+        over all replicas, both differentiable. Two passes (the mean first, then sums around it):
+        uncentred sums lose float32's precision when the queries' offset is large against their
+        spread, giving a covariance with negative eigenvalues, on which the whitening diverges."""
         n = tf.cast(tf.shape(flat)[0], flat.dtype)
-        total, outer, count = _replica_sum([tf.reduce_sum(flat, 0), tf.matmul(flat, flat, transpose_a=True), n])
+        total, count = _replica_sum([tf.reduce_sum(flat, 0), n])
         mean = total / count
-        cov = outer / count - mean[:, None] * mean[None, :]
+        return mean, _replica_sum(second(flat - mean)) / count
+
+    def _update_running(self, mean, stat_variable, stat):
+        """Running averages (decay gamma; the first batch sets them) of the mean and of `stat`."""
         w = tf.where(self.query_stats_seen > 0.5, 1.0 - self.gamma, 1.0)
         self.query_mean.assign((1.0 - w) * self.query_mean + w * tf.stop_gradient(mean))
-        self.query_cov.assign((1.0 - w) * self.query_cov + w * tf.stop_gradient(cov))
+        stat_variable.assign((1.0 - w) * stat_variable + w * tf.stop_gradient(stat))
         self.query_stats_seen.assign(1.0)
+
+    def _batch_cov(self, flat: tf.Tensor):
+        """Mean `[D]` and covariance `[D, D]` of queries `[N, D]` over all replicas (differentiable;
+        see `_batch_moments`); their running averages are updated on the way."""
+        mean, cov = self._batch_moments(flat, lambda z: tf.matmul(z, z, transpose_a=True))
+        cov = 0.5 * (cov + tf.transpose(cov))
+        self._update_running(mean, self.query_cov, cov)
         return mean, cov
 
     def _batch_stats(self, flat: tf.Tensor):
-        """Per-channel mean and variance `[D]` of queries `[N, D]` over all replicas (differentiable);
-        their running averages (decay gamma; the first batch sets them) are updated on the way."""
-        n = tf.cast(tf.shape(flat)[0], flat.dtype)
-        total, total_sq, count = _replica_sum([tf.reduce_sum(flat, 0), tf.reduce_sum(tf.square(flat), 0), n])
-        mean = total / count
-        var = tf.maximum(total_sq / count - tf.square(mean), 0.0)
-        w = tf.where(self.query_stats_seen > 0.5, 1.0 - self.gamma, 1.0)
-        self.query_mean.assign((1.0 - w) * self.query_mean + w * tf.stop_gradient(mean))
-        self.query_var.assign((1.0 - w) * self.query_var + w * tf.stop_gradient(var))
-        self.query_stats_seen.assign(1.0)
+        """Per-channel mean and variance `[D]` of queries `[N, D]` over all replicas
+        (differentiable; see `_batch_moments`); their running averages are updated on the way."""
+        mean, var = self._batch_moments(flat, lambda z: tf.reduce_sum(tf.square(z), 0))
+        self._update_running(mean, self.query_var, var)
         return mean, var
 
     @property
@@ -269,7 +275,8 @@ class VectorQuantizerEMA(keras.layers.Layer):
         the weights being evaluated; see `Trainer.calibrate_polyak`). The EMA running statistics
         of training lag behind the live encoder and belong to it, not to the Polyak-averaged one:
         cpu-scale #1.2 with whitened queries used 126 held-out codes at perplexity 31 with them,
-        148 at 90.5 once calibrated (issue 9; standardised queries: 77 / 45.3 against 79 / 47.4)."""
+        148 at 90.5 once calibrated, on 4 held-out batches (issue 9; standardised queries: 77 / 45.3
+        against 79 / 47.4). `query_stats_seen` is left alone: it belongs to the running statistics."""
         if not self.statistics:
             return
         flat = tf.cast(tf.reshape(flat, [-1, self.code_channels]), tf.float32)
@@ -281,7 +288,6 @@ class VectorQuantizerEMA(keras.layers.Layer):
             self.query_cov.assign(tf.matmul(centred, centred, transpose_a=True) / n)
         else:
             self.query_var.assign(tf.reduce_sum(tf.square(centred), 0) / n)
-        self.query_stats_seen.assign(1.0)
 
     def lookup(self, codes: tf.Tensor) -> tf.Tensor:
         """Codebook vectors of int codes `[...]` -> `[..., D]`."""
