@@ -416,7 +416,9 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
            "modulator as the first level's (`configs.second_level_ada`).",
            "- PBT ranges and schedule are ours where the paper is silent (tf_ada/pbt.py): beta log-uniform on "
            "[0.1, 2], gamma in [0.8, 0.999] log-uniform in 1 - gamma; fitness on fixed windows of the training "
-           "split. The VQ-VAE runs keep `configs.VQ_REMEDIES` (standardised queries, data-initialised codebook).",
+           "split. The VQ-VAE runs keep `configs.VQ_REMEDIES` (query_norm "
+           f"{configs.VQ_REMEDIES['query_norm']!r}, data-initialised codebook; each run's experiment.json "
+           "records what it used).",
            "- The second-level training excerpts and evaluation windows are in code steps (1 s = 2,000 codes)."]
     text = "\n".join(md) + "\n"
     fileio.atomic_write_text(os.path.join(out, "table2.md"), text)
