@@ -207,6 +207,13 @@ def test_mirrored_strategy_two_replicas_share_the_codebook(audio_shards, tmp_pat
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(*(np.array(c) for c in result["ema_counts"]))
     assert not np.allclose(np.array(result["ema_counts"][0]), 1.0)  # the EMA moved
+    # the whitening's running covariance and the Polyak weights' calibrated statistics (set by the
+    # save at step 1, outside the replicas) are the same on both replicas and no longer the initial ones
+    np.testing.assert_array_equal(*(np.array(c) for c in result["query_cov"]))
+    assert not np.allclose(np.array(result["query_cov"][0]), np.eye(len(result["query_cov"][0])))
+    for stat in result["polyak_statistics"]:
+        np.testing.assert_array_equal(*(np.array(c) for c in stat))
+    assert not np.allclose(np.array(result["polyak_statistics"][1][0]), np.eye(len(result["query_cov"][0])))
     assert result["checkpoint"]
 
 

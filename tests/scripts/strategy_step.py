@@ -1,5 +1,6 @@
 """Run in a fresh process: two logical CPU devices, one MirroredStrategy training step of a tiny
-VQ-VAE; prints JSON with each replica's codebook, EMA counts and the step's loss."""
+VQ-VAE; prints JSON with each replica's codebook, EMA counts, running query covariance and the
+Polyak weights' calibrated statistics, and the step."""
 import json
 import os
 import sys
@@ -19,7 +20,10 @@ exp = configs.table1_row("1.2", "tiny", steps=1)
 trainer = Trainer(exp, data_dir, out_dir, strategy=strategy, log=lambda s: None)
 trainer.train()
 q = trainer.model.quantizer
-local = lambda v: [t.numpy().tolist() for t in strategy.experimental_local_results(getattr(v, "value", v))]
+# a Keras variable's per-replica values are behind `.value`; a plain tf.Variable (the Trainer's slots) is itself one
+local = lambda v: [t.numpy().tolist() for t in strategy.experimental_local_results(v if isinstance(v, tf.Variable)
+                                                                                   else v.value)]
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "codebook": local(q.codebook),
-                  "ema_counts": local(q.ema_counts), "step": trainer.current_step,
+                  "ema_counts": local(q.ema_counts), "query_cov": local(q.query_cov),
+                  "polyak_statistics": [local(v) for v in trainer.polyak_statistics], "step": trainer.current_step,
                   "checkpoint": trainer.manager.latest_checkpoint}))
