@@ -138,16 +138,13 @@ class Trainer:
             self.model = build_model(experiment.model, cfg.precision)
             self.optimizer = keras.optimizers.Adam(WarmupSchedule(cfg.learning_rate, cfg.warmup_steps))
             self.optimizer.build(self.model.trainable_variables)
-            self.polyak = [tf.Variable(v.value, trainable=False,
-                                       name="polyak_" + v.name.replace("/", "_").replace(":", "_"),
-                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                           for v in polyak_variables(self.model)]
+            def slots(variables, prefix):
+                return [tf.Variable(v.value, trainable=False, name=prefix + v.name.replace("/", "_").replace(":", "_"),
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA) for v in variables]
+            self.polyak = slots(polyak_variables(self.model), "polyak_")
             # the Polyak weights' own evaluation statistics (query normalisation): set by
             # `calibrate_polyak`, never averaged (they are functions of the averaged weights)
-            self.polyak_statistics = [tf.Variable(v.value, trainable=False,
-                                                  name="polyak_stat_" + v.name.replace("/", "_").replace(":", "_"),
-                                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                                      for v in self.model.evaluation_statistics]
+            self.polyak_statistics = slots(self.model.evaluation_statistics, "polyak_stat_")
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, polyak=self.polyak,
@@ -357,11 +354,8 @@ class Trainer:
         self._calibrated_step = self.current_step
 
     def _swap_polyak(self):
-        for p, v in zip(self.polyak_statistics, self.model.evaluation_statistics):
-            tmp = tf.identity(v.value)
-            v.assign(p)
-            p.assign(tmp)
-        for p, v in zip(self.polyak, polyak_variables(self.model)):
+        for p, v in zip(self.polyak + self.polyak_statistics,
+                        polyak_variables(self.model) + self.model.evaluation_statistics):
             tmp = tf.identity(v.value)
             v.assign(p)
             p.assign(tmp)
@@ -529,12 +523,11 @@ def restore_run(out_dir: str, polyak: bool = True):
         # a checkpoint written before the codebook was averaged (commit 55a4a56) has no Polyak
         # slot for it: keep the live codebook there rather than the fresh random one
         stored = set(tf.train.load_checkpoint(restored).get_variable_to_shape_map()) if restored else set()
-        for i, (v, p) in enumerate(zip(polyak_variables(model), polyak_vars)):
-            if f"polyak/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
-                v.assign(p)
-        # a checkpoint written before the Polyak statistics were calibrated (issue 9) keeps the
-        # live running statistics, as it was evaluated then
-        for i, (v, p) in enumerate(zip(model.evaluation_statistics, polyak_stats)):
-            if f"polyak_statistics/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
-                v.assign(p)
+        # and one written before the Polyak statistics were calibrated (issue 9) keeps the live
+        # running statistics, as it was evaluated then
+        for key, live, slots in (("polyak", polyak_variables(model), polyak_vars),
+                                 ("polyak_statistics", model.evaluation_statistics, polyak_stats)):
+            for i, (v, p) in enumerate(zip(live, slots)):
+                if f"{key}/{i}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
+                    v.assign(p)
     return model, experiment, int(step.numpy()), restored

@@ -156,18 +156,15 @@ class VectorQuantizerEMA(keras.layers.Layer):
                                         aggregation="mean")
         self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False,
                                            aggregation="mean")
-        if query_norm == "standardize":
+        if query_norm in ("standardize", "whiten"):
             self.query_mean = self.add_weight(name="query_mean", shape=(self.code_channels,), initializer="zeros",
                                               trainable=False, aggregation="mean")
-            self.query_var = self.add_weight(name="query_var", shape=(self.code_channels,), initializer="ones",
-                                             trainable=False, aggregation="mean")
-            self.query_stats_seen = self.add_weight(name="query_stats_seen", shape=(), initializer="zeros",
-                                                    trainable=False, aggregation="mean")
-        if query_norm == "whiten":
-            self.query_mean = self.add_weight(name="query_mean", shape=(self.code_channels,), initializer="zeros",
-                                              trainable=False, aggregation="mean")
-            self.query_cov = self.add_weight(name="query_cov", shape=(self.code_channels, self.code_channels),
-                                             initializer="identity", trainable=False, aggregation="mean")
+            if query_norm == "standardize":
+                self.query_var = self.add_weight(name="query_var", shape=(self.code_channels,), initializer="ones",
+                                                 trainable=False, aggregation="mean")
+            else:
+                self.query_cov = self.add_weight(name="query_cov", shape=(self.code_channels, self.code_channels),
+                                                 initializer="identity", trainable=False, aggregation="mean")
             self.query_stats_seen = self.add_weight(name="query_stats_seen", shape=(), initializer="zeros",
                                                     trainable=False, aggregation="mean")
         self.built = True
@@ -207,63 +204,50 @@ class VectorQuantizerEMA(keras.layers.Layer):
                 + tf.reduce_sum(e ** 2, 1)[None, :])
 
     def normalize(self, q: tf.Tensor, training=False) -> tf.Tensor:
-        """The queries `[..., D]` as they are quantised (see `query_norm`). With "standardize" and
-        training=True, this uses and records the batch's statistics."""
+        """The queries `[..., D]` as they are quantised (see `query_norm`). With "standardize" or
+        "whiten" and training=True, this uses and records the batch's statistics."""
         if self.query_norm == "l2":
             return tf.math.l2_normalize(q, -1, epsilon=1e-12)
+        if not self.statistics:
+            return q
+        if training:
+            mean, second = self._moments(q)
+            self._update_running(mean, second)
+        else:
+            mean, second = (tf.convert_to_tensor(v) for v in self.statistics)
         if self.query_norm == "standardize":
-            if training:
-                mean, var = self._batch_stats(tf.reshape(q, [-1, self.code_channels]))
-            else:
-                mean, var = tf.convert_to_tensor(self.query_mean), tf.convert_to_tensor(self.query_var)
-            return (q - mean) * tf.math.rsqrt(var + 1e-5)
-        if self.query_norm == "whiten":
-            if training:
-                mean, cov = self._batch_cov(tf.reshape(q, [-1, self.code_channels]))
-            else:
-                mean, cov = tf.convert_to_tensor(self.query_mean), tf.convert_to_tensor(self.query_cov)
-            cov = cov + 1e-5 * tf.eye(self.code_channels, dtype=cov.dtype)
-            w = ops.inverse_sqrt_newton_schulz(cov, WHITEN_ITERATIONS)
-            return tf.tensordot(q - mean, w, axes=[[-1], [0]])  # W is symmetric
-        return q
+            return (q - mean) * tf.math.rsqrt(second + 1e-5)
+        w = ops.inverse_sqrt_newton_schulz(second + 1e-5 * tf.eye(self.code_channels, dtype=second.dtype),
+                                           WHITEN_ITERATIONS)
+        return tf.tensordot(q - mean, w, axes=[[-1], [0]])  # W is symmetric
 
-    def _batch_moments(self, flat: tf.Tensor, second):
-        """Mean `[D]` of queries `[N, D]` over all replicas, and `second(centred) / count` summed
-        over all replicas, both differentiable. Two passes (the mean first, then sums around it):
-        uncentred sums lose float32's precision when the queries' offset is large against their
-        spread, giving a covariance with negative eigenvalues, on which the whitening diverges."""
-        n = tf.cast(tf.shape(flat)[0], flat.dtype)
-        total, count = _replica_sum([tf.reduce_sum(flat, 0), n])
+    def _moments(self, q: tf.Tensor):
+        """Mean `[D]` and variance `[D]` ("standardize") or covariance `[D, D]` ("whiten") of the
+        queries `[..., D]` over all replicas, differentiable. Two passes (the mean first, then sums
+        around it): uncentred sums lose float32's precision when the queries' offset is large
+        against their spread, giving a covariance with negative eigenvalues, on which the
+        whitening diverges."""
+        flat = tf.cast(tf.reshape(q, [-1, self.code_channels]), tf.float32)
+        total, count = _replica_sum([tf.reduce_sum(flat, 0), tf.cast(tf.shape(flat)[0], tf.float32)])
         mean = total / count
-        return mean, _replica_sum(second(flat - mean)) / count
+        centred = flat - mean
+        if self.query_norm == "standardize":
+            return mean, _replica_sum(tf.reduce_sum(tf.square(centred), 0)) / count
+        cov = _replica_sum(tf.matmul(centred, centred, transpose_a=True)) / count
+        return mean, 0.5 * (cov + tf.transpose(cov))
 
-    def _update_running(self, mean, stat_variable, stat):
-        """Running averages (decay gamma; the first batch sets them) of the mean and of `stat`."""
+    def _update_running(self, mean, second):
+        """Running averages (decay gamma; the first batch sets them) of the batch statistics."""
         w = tf.where(self.query_stats_seen > 0.5, 1.0 - self.gamma, 1.0)
-        self.query_mean.assign((1.0 - w) * self.query_mean + w * tf.stop_gradient(mean))
-        stat_variable.assign((1.0 - w) * stat_variable + w * tf.stop_gradient(stat))
+        for variable, value in zip(self.statistics, (mean, second)):
+            variable.assign((1.0 - w) * variable + w * tf.stop_gradient(value))
         self.query_stats_seen.assign(1.0)
-
-    def _batch_cov(self, flat: tf.Tensor):
-        """Mean `[D]` and covariance `[D, D]` of queries `[N, D]` over all replicas (differentiable;
-        see `_batch_moments`); their running averages are updated on the way."""
-        mean, cov = self._batch_moments(flat, lambda z: tf.matmul(z, z, transpose_a=True))
-        cov = 0.5 * (cov + tf.transpose(cov))
-        self._update_running(mean, self.query_cov, cov)
-        return mean, cov
-
-    def _batch_stats(self, flat: tf.Tensor):
-        """Per-channel mean and variance `[D]` of queries `[N, D]` over all replicas
-        (differentiable; see `_batch_moments`); their running averages are updated on the way."""
-        mean, var = self._batch_moments(flat, lambda z: tf.reduce_sum(tf.square(z), 0))
-        self._update_running(mean, self.query_var, var)
-        return mean, var
 
     @property
     def statistics(self) -> list:
-        """The evaluation statistics of the query normalisation (mean and variance or covariance;
-        [] without one): functions of the encoder's weights, so an evaluation with Polyak weights
-        needs its own (`calibrate`)."""
+        """The statistics of the query normalisation, [mean, variance or covariance] ([] without
+        one): functions of the encoder's weights, so an evaluation with Polyak weights needs its
+        own (`calibrate`)."""
         if self.query_norm == "standardize":
             return [self.query_mean, self.query_var]
         if self.query_norm == "whiten":
@@ -279,15 +263,8 @@ class VectorQuantizerEMA(keras.layers.Layer):
         against 79 / 47.4). `query_stats_seen` is left alone: it belongs to the running statistics."""
         if not self.statistics:
             return
-        flat = tf.cast(tf.reshape(flat, [-1, self.code_channels]), tf.float32)
-        mean = tf.reduce_mean(flat, 0)
-        centred = flat - mean
-        n = tf.cast(tf.shape(flat)[0], tf.float32)
-        self.query_mean.assign(mean)
-        if self.query_norm == "whiten":
-            self.query_cov.assign(tf.matmul(centred, centred, transpose_a=True) / n)
-        else:
-            self.query_var.assign(tf.reduce_sum(tf.square(centred), 0) / n)
+        for variable, value in zip(self.statistics, self._moments(flat)):
+            variable.assign(value)
 
     def lookup(self, codes: tf.Tensor) -> tf.Tensor:
         """Codebook vectors of int codes `[...]` -> `[..., D]`."""
@@ -398,6 +375,11 @@ class ArgmaxQuantizer(keras.layers.Layer):
             return tf.nn.softmax(a, axis=-1)
         r = tf.nn.relu(a)
         return r / (tf.reduce_sum(r, -1, keepdims=True) + self.epsilon)
+
+    @property
+    def statistics(self) -> list:
+        """None: the argmax bottleneck normalises nothing by data statistics (see `VectorQuantizerEMA`)."""
+        return []
 
     def lookup(self, codes: tf.Tensor) -> tf.Tensor:
         return tf.one_hot(codes, self.n_codes)

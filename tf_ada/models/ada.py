@@ -113,7 +113,7 @@ class ADA(FromConfig, keras.Model):
     def evaluation_statistics(self) -> list:
         """Variables that evaluation needs recomputed for the weights it evaluates (`calibrate`):
         a VQ-VAE's query-normalisation statistics; [] otherwise."""
-        return list(getattr(self.quantizer, "statistics", []))
+        return list(self.quantizer.statistics)
 
     def calibrate(self, batches) -> None:
         """Sets `evaluation_statistics` from the current weights' queries on audio batches
