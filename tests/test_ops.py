@@ -179,6 +179,24 @@ def test_inverse_sqrt_newton_schulz_matches_the_eigendecomposition():
     np.testing.assert_allclose(w, reference, rtol=2e-3, atol=2e-4)
 
 
+def test_shrink_to_diagonal_matches_numpy_and_the_shrinkage_follows_n_and_d():
+    """(1 - alpha) cov + alpha diag(cov), alpha = D / (n + D): variances kept, correlations
+    scaled by 1 - alpha; the cpu-scale batches' values (hop 8: 0.030, hop 64: 0.2)."""
+    rng = np.random.RandomState(4)
+    a = rng.normal(size=(5, 5))
+    cov = a @ a.T
+    for n in (5, 45, 2048):
+        alpha = ops.covariance_shrinkage(n, 5)
+        assert alpha == pytest.approx(5 / (n + 5))
+        assert float(ops.covariance_shrinkage(tf.constant(float(n)), 5)) == pytest.approx(alpha)
+        reference = (1 - alpha) * cov + alpha * np.diag(np.diag(cov))
+        out = ops.shrink_to_diagonal(tf.constant(cov, tf.float32), alpha).numpy()
+        np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.diag(out), np.diag(cov), rtol=1e-6)
+    assert ops.covariance_shrinkage(2048, 64) == pytest.approx(0.0303, abs=1e-4)
+    assert ops.covariance_shrinkage(256, 64) == pytest.approx(0.2)
+
+
 def test_inverse_sqrt_newton_schulz_is_stable_in_float32_on_a_low_rank_cloud():
     """A query cloud with variances over 6 decades: the whitened covariance never exceeds 1 (the
     uncoupled iteration reaches 450 after 10 steps in float32), the strong directions are whitened

@@ -306,6 +306,39 @@ def test_whitened_queries_use_batch_covariance_in_training_and_running_one_in_ev
     assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
 
 
+def test_shrunk_whitening_shrinks_each_batch_covariance_by_its_query_count():
+    """query_norm="whiten_shrink" (issue 9, hop 64): training whitens each batch by its covariance
+    shrunk towards the diagonal with alpha = D / (n + D) (n: the batch's queries), records the
+    shrunk covariance's running average, and evaluation whitens by it; `calibrate` shrinks with
+    the alpha of the batch size it is given, not that of all its queries."""
+    d, n = 8, 40  # few queries per batch against D: alpha = 1 / 6
+    layer = vq(k=16, d=d, query_norm="whiten_shrink", data_init=True)
+    rng = np.random.RandomState(5)
+    mix = rng.normal(size=(d, d))
+    q = (rng.normal(size=(2, n // 2, d)) @ mix + 1.0).astype(np.float32)
+    flat = q.reshape(-1, d).astype(np.float64)
+    alpha = d / (n + d)
+    cov = np.cov(flat.T, bias=True)
+    shrunk = (1 - alpha) * cov + alpha * np.diag(np.diag(cov))
+    z = layer.normalize(tf.constant(q), training=True).numpy().reshape(-1, d)
+    np.testing.assert_allclose(layer.query_cov.numpy(), shrunk, rtol=1e-3, atol=1e-4)
+    lam, v = np.linalg.eigh(shrunk + 1e-5 * np.eye(d))
+    expected = (flat - flat.mean(0)) @ (v @ np.diag(lam ** -0.5) @ v.T)
+    np.testing.assert_allclose(z, expected, rtol=5e-3, atol=5e-3)
+    # whitened by the shrunk covariance, the batch is not exactly white: unit variances, weaker
+    # correlations kept (full whitening would give the identity)
+    zc = np.cov(z.T, bias=True)
+    assert np.abs(zc - np.eye(d)).max() > 0.05
+    plain = vq(k=16, d=d, query_norm="whiten").normalize(tf.constant(q), training=True).numpy().reshape(-1, d)
+    np.testing.assert_allclose(np.cov(plain.T, bias=True), np.eye(d), atol=1e-2)
+    # calibration over 5 batches of n queries shrinks with alpha(n), not alpha(5 n)
+    many = (rng.normal(size=(5 * n, d)) @ mix).astype(np.float32)
+    layer.calibrate(tf.constant(many), batch_queries=n)
+    c = np.cov(many.astype(np.float64).T, bias=True)
+    np.testing.assert_allclose(layer.query_cov.numpy(), (1 - alpha) * c + alpha * np.diag(np.diag(c)),
+                               rtol=1e-3, atol=1e-4)
+
+
 def test_whitening_keeps_its_precision_far_from_the_origin():
     """Batch statistics are taken around the batch mean (two passes): queries offset by 300 with
     spreads down to 0.1 are whitened as well as centred ones (uncentred float32 sums gave a

@@ -122,7 +122,7 @@ def test_polyak_average_covers_the_vq_codebook(audio_shards, tmp_path):
     np.testing.assert_allclose(model.quantizer.codebook.numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("query_norm", ["standardize", "whiten"])
+@pytest.mark.parametrize("query_norm", ["standardize", "whiten", "whiten_shrink"])
 def test_polyak_weights_get_their_own_query_statistics(audio_shards, tmp_path, query_norm):
     """Issue 9: the Polyak-averaged encoder is evaluated with the query statistics of its own
     queries on the Trainer's fixed calibration batches (not the live encoder's running ones), in
@@ -141,7 +141,10 @@ def test_polyak_weights_get_their_own_query_statistics(audio_shards, tmp_path, q
         flat = np.concatenate([model.encoder(x).numpy().reshape(-1, q.code_channels)
                                for x in t._calibration_batches]).astype(np.float64)
         mean = flat.mean(0)
-        second = np.cov(flat.T, bias=True) if query_norm == "whiten" else flat.var(0)
+        second = np.cov(flat.T, bias=True) if query_norm != "standardize" else flat.var(0)
+        if query_norm == "whiten_shrink":  # shrunk with the alpha of one training batch's queries
+            alpha = q.code_channels / (len(flat) / CALIBRATION_BATCHES + q.code_channels)
+            second = (1 - alpha) * second + alpha * np.diag(np.diag(second))
         np.testing.assert_allclose(q.query_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(q.statistics[1].numpy(), second, rtol=1e-3, atol=1e-5)
         assert not np.allclose(q.statistics[1].numpy(), live[1], rtol=1e-3)  # not the running ones

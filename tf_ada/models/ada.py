@@ -117,12 +117,12 @@ class ADA(FromConfig, keras.Model):
 
     def calibrate(self, batches) -> None:
         """Sets `evaluation_statistics` from the current weights' queries on audio batches
-        (int32 `[B, T]` each): the query statistics of the encoder as it is now."""
+        (int32 `[B, T]` each, training batches): the query statistics of the encoder as it is now."""
         if not self.evaluation_statistics:
             return
         d = self.config.code_channels
         queries = [tf.reshape(self.encoder(tf.cast(x, tf.int32)), [-1, d]) for x in batches]
-        self.quantizer.calibrate(tf.concat(queries, 0))
+        self.quantizer.calibrate(tf.concat(queries, 0), batch_queries=int(queries[0].shape[0]))
 
     # --- the model contract (tf_ada/models/outputs.py) ---
 
