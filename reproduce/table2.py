@@ -317,6 +317,32 @@ COLUMNS = [  # (row.json key, header, digits), as reproduce/table1.py
     ("eval_perplexity_full", "perplexity (full context)", 1)]
 
 
+def shown_path(path: str, out: str) -> str:
+    """`path` as the report shows it: relative to the report's folder `out` when it lies inside it
+    (also when it was recorded through a link or from a copy of the tree: the part after the
+    folder's name), else as recorded."""
+    if not path:
+        return "-"
+    root = os.path.realpath(out)
+    real = os.path.realpath(path)
+    if real.startswith(root + os.sep):
+        return os.path.relpath(real, root)
+    marker = os.sep + os.path.basename(root) + os.sep
+    return path.split(marker, 1)[1] if marker in path else path
+
+
+def query_norms_used(results: dict) -> dict:
+    """{query_norm: [run ids]} of the VQ-VAE runs, as their experiment.json records it."""
+    used = {}
+    for run, r in sorted(results.items()):
+        path = os.path.join(r.get("run_dir") or "", "experiment.json")
+        if r.get("run_dir") and os.path.exists(path):
+            model = json.load(open(path))["model"]
+            if model.get("quantizer") == "vq":
+                used.setdefault(model.get("query_norm", "none"), []).append(run)
+    return used
+
+
 def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int, wall_minutes=None) -> str:
     """OUT/table2.csv and OUT/table2.md (see the module docstring)."""
     sequences = {run: report.load_sequences(r["run_dir"]) for run, r in results.items()
@@ -396,7 +422,8 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
         for run, r in recon:
             for i, x in enumerate(r["reconstructions"]):
                 md.append(f"- {run} excerpt {i}: accuracy {x['first_level_code_accuracy']:.3f}; "
-                          f"`{x['second_level']}` (first level alone: `{x['first_level']}`)")
+                          f"`{shown_path(x['second_level'], out)}` (first level alone: "
+                          f"`{shown_path(x['first_level'], out)}`)")
     pbt_runs = [(run, r) for run, r in results.items() if r.get("pbt")]
     if pbt_runs:
         md += ["", "## Population based training", ""]
@@ -404,7 +431,7 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
             md.append(f"- {run}: {r.get('pbt_population')} members, {r.get('pbt_exploits')} exploits, "
                       f"{r.get('pbt_diverged_intervals')} diverged intervals; best member {r.get('best_member')} "
                       f"(beta {report.fmt(r.get('beta'))}, gamma {report.fmt(r.get('gamma'), digits=4)}); "
-                      f"lineage `{r.get('lineage_plot')}`; {r.get('pbt_stopped')}")
+                      f"lineage `{shown_path(r.get('lineage_plot'), out)}`; {r.get('pbt_stopped')}")
     md += ["", "## Deviations from the paper", "",
            "- " + {"tiny": "tiny scale: toy models and a few steps; the numbers only show the pipeline runs.",
                    "cpu": "cpu scale: the first-level and second-level models at the cpu sizes of configs.py and "
@@ -416,9 +443,10 @@ def write_report(results: dict, scale: str, out: str, codes_dir: str, seeds: int
            "modulator as the first level's (`configs.second_level_ada`).",
            "- PBT ranges and schedule are ours where the paper is silent (tf_ada/pbt.py): beta log-uniform on "
            "[0.1, 2], gamma in [0.8, 0.999] log-uniform in 1 - gamma; fitness on fixed windows of the training "
-           "split. The VQ-VAE runs keep `configs.VQ_REMEDIES` (query_norm "
-           f"{configs.VQ_REMEDIES['query_norm']!r}, data-initialised codebook; each run's experiment.json "
-           "records what it used).",
+           "split. The VQ-VAE runs use the VQ remedies of their time (data-initialised codebook; query "
+           "normalisation as their experiment.json records it: "
+           + ("; ".join(f"{norm!r}: {', '.join(runs)}" for norm, runs in query_norms_used(results).items()) or "-")
+           + f"; `configs.VQ_REMEDIES` now: {configs.VQ_REMEDIES['query_norm']!r}).",
            "- The second-level training excerpts and evaluation windows are in code steps (1 s = 2,000 codes)."]
     text = "\n".join(md) + "\n"
     fileio.atomic_write_text(os.path.join(out, "table2.md"), text)

@@ -118,10 +118,29 @@ def test_every_row_one_step_writes_checkpoint(audio_shards, table1_tiny_resumed,
     claims = [line for line in md.splitlines() if line.startswith("- ") and "**" in line and ":" in line
               and not line.startswith("- 2.")]
     assert len(claims) == len(paper.TABLE2_CLAIMS) + 3
+    # the report names files relative to its folder, and the query normalisation each VQ run used
+    recon = [line for line in md.splitlines() if line.startswith("- 2.3 excerpt 0")][0]
+    assert "`table2_2_3_tiny/reconstructions/excerpt0_second_level.wav`" in recon and out not in recon
+    assert f"{configs.VQ_REMEDIES['query_norm']!r}: 2.2, 2.2-nopbt-s0, 2.2-nopbt-s1, 2.2-rf128" in md
     # a second invocation reuses every finished run
     logs = []
     table2.run_group("2.3", "tiny", os.path.join(out, "codes"), out, steps=1, log=logs.append)
     assert any("already done" in line for line in logs)
+
+
+def test_report_paths_are_relative_to_the_report_folder_also_when_recorded_elsewhere(tmp_path):
+    out = tmp_path / "table2-cpu"
+    (out / "row" / "reconstructions").mkdir(parents=True)
+    wav = out / "row" / "reconstructions" / "x.wav"
+    wav.write_bytes(b"")
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    assert table2.shown_path(str(wav), str(out)) == "row/reconstructions/x.wav"
+    assert table2.shown_path(str(link / "row" / "reconstructions" / "x.wav"), str(out)) == "row/reconstructions/x.wav"
+    # recorded from a copy of the tree that no longer exists
+    assert table2.shown_path("/gone/runs/table2-cpu/row/x.wav", str(out)) == "row/x.wav"
+    assert table2.shown_path("/elsewhere/x.wav", str(out)) == "/elsewhere/x.wav"
+    assert table2.shown_path(None, str(out)) == "-"
 
 
 def test_dry_run_lists_every_run_with_the_models_it_trains(capsys, tmp_path):
