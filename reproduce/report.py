@@ -125,6 +125,14 @@ def claims_table(claims, rows: dict, protocols=ev.PROTOCOLS, split: str = "eval"
     return pages.table(header, body)
 
 
+def row_run_dir(result: dict, found_at: str) -> str:
+    """A finished row's run folder: the one its row.json records, unless row.json lacks it or that
+    folder is gone (a results folder copied or moved elsewhere, or a run made from a copy of the
+    tree), then `found_at` (the folder holding that row.json)."""
+    recorded = result.get("run_dir")
+    return recorded if recorded and os.path.isdir(recorded) else os.path.abspath(found_at)
+
+
 def training_minutes(row_dir: str, fallback: float) -> tuple:
     """(minutes, source): a run's training time over every invocation, from its train.log's and
     TensorBoard event times (pauses over 30 min left out; `pretrained.wall_time`), else `fallback`

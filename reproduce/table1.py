@@ -295,19 +295,11 @@ def html_parts(results: dict, scale: str, out: str, data_dir: str, figure2_png: 
     return parts, pages.provenance(steps=steps, data_dir=data_dir, corpus_hash=hashes or None)
 
 
-def _row_run_dir(result: dict, found_at: str) -> str:
-    """A finished row's run folder: the one its row.json records, unless row.json lacks it or that
-    folder is gone (a results folder copied or moved elsewhere), then `found_at` (SOURCE/NAME, the
-    folder holding that row.json)."""
-    recorded = result.get("run_dir")
-    return recorded if recorded and os.path.isdir(recorded) else os.path.abspath(found_at)
-
-
 def report_only(rows: list, scale: str, out: str, source: str, data_dir: str = None) -> int:
     """Rewrites the reports in `out` from the finished rows in `source` (SOURCE/NAME/row.json);
     trains and evaluates nothing. Rows without row.json are shown as not run. Each row's run folder
     (its training time, evaluation windows and figures) is the one row.json records, or SOURCE/NAME
-    when that one no longer exists (`_row_run_dir`)."""
+    when that one no longer exists (`report.row_run_dir`)."""
     results = {}
     for row in rows:
         found_at = os.path.join(source, configs.table1_row(row, scale).name)
@@ -315,7 +307,7 @@ def report_only(rows: list, scale: str, out: str, source: str, data_dir: str = N
         if os.path.exists(path):
             with open(path) as f:
                 results[row] = json.load(f)
-            run_dir = results[row]["run_dir"] = _row_run_dir(results[row], found_at)
+            run_dir = results[row]["run_dir"] = report.row_run_dir(results[row], found_at)
             # the whole run's training time (a row.json of older code holds its last stretch only)
             results[row]["minutes"], results[row]["minutes_source"] = report.training_minutes(
                 run_dir, results[row].get("minutes"))

@@ -58,7 +58,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from reproduce import report
-from tf_ada import configs, fileio, runs, stacks
+from tf_ada import configs, fileio, stacks
 from tf_ada import evaluation as ev
 
 STACKS = list(stacks.PAPER_TABLE3)
@@ -85,10 +85,16 @@ CLAIMS = [
 # --- stage 1: levels, from Table 1 / Table 2 outputs or trained here ------------------------------------
 
 def _row_json(path: str) -> Optional[dict]:
+    """A finished, not diverged row.json, its run folder resolved where it is now
+    (`report.row_run_dir`: the folder beside it, or for a PBT row its best member's folder)."""
     if os.path.exists(path):
         with open(path) as f:
             result = json.load(f)
         if not result.get("diverged") and result.get("run_dir"):
+            here = os.path.dirname(path)
+            if result.get("pbt"):
+                here = os.path.join(here, "members", os.path.basename(result["run_dir"].rstrip("/")))
+            result["run_dir"] = report.row_run_dir(result, here)
             return result
     return None
 
@@ -137,13 +143,17 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
                 raise SystemExit(f"table3: {codes}: Table 2's codes (row {r}) were encoded from corpus "
                                  f"{manifest.source_corpus_hash[:12]} ({manifest.source_data}), not from {data_dir} "
                                  f"({ours[:12]}); give the same --data")
-            if not manifest.source_run:
-                log(f"table3: stack {row}: {codes} are the codes of {manifest.source_checkpoint}, not of a run folder; "
-                    f"Table 2 row {r} is not reused")
+            first = manifest.source_run or stacks.shipped_level(manifest.source_checkpoint,
+                                                                manifest.source_weights_sha256)
+            if not first:
+                log(f"table3: stack {row}: {codes} are the codes of {manifest.source_checkpoint}, neither a run "
+                    f"folder nor a shipped model whose weights are still those; Table 2 row {r} is not reused")
                 continue
             out[lv.role] = {"run": result["run_dir"], "trained_on": codes, "from": f"Table 2 row {r}"}
-            out["first"] = {"run": manifest.source_run, "trained_on": manifest.source_data or data_dir,
-                            "from": f"Table 2's first level ({manifest.source_experiment})"}
+            source_data = manifest.source_data if manifest.source_data and os.path.isdir(manifest.source_data) else None
+            out["first"] = {"run": first, "trained_on": source_data or data_dir,  # same corpus hash (above)
+                            "from": f"Table 2's first level ({manifest.source_experiment}"
+                                    + (", shipped)" if stacks.is_shipped(first) else ")")}
     return out
 
 
@@ -171,10 +181,9 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
 
     def wanted_now() -> dict:  # what the samples come from, checkpoints as they are now
         return {"steps": {lv.role: lv.experiment.train.steps for lv in st.levels},
-                "checkpoint_steps": {role: runs.newest_checkpoint_step(d) if os.path.isdir(d) else None
-                                     for role, d in level_dirs.items()},
+                "checkpoint_steps": {role: stacks.level_step(d) for role, d in level_dirs.items()},
                 "corpus_hash": data.corpus_hash(data_dir), "streams": n, "seconds_requested": seconds, "seed": seed,
-                "reused": {role: os.path.abspath(r["run"]) for role, r in sorted(reuse.items())}}
+                "reused": {role: stacks.level_path(r["run"]) for role, r in sorted(reuse.items())}}
 
     wanted = wanted_now()
     if os.path.exists(done_path) and os.path.exists(os.path.join(samples_dir, "samples.json")):
@@ -196,10 +205,11 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
         folder = folders[lv.role]
         key = os.path.realpath(folder)
         if key not in minutes:
-            minutes[key] = report.training_minutes(folder, None)
+            minutes[key] = (stacks.shipped_minutes(folder) if stacks.is_shipped(folder)
+                            else report.training_minutes(folder, None))
         level_minutes, source = minutes[key]
         levels[lv.role] = {"experiment": loaded.experiments[lv.role].name, "source": lv.source,
-                           "run_dir": os.path.abspath(folder), "step": runs.newest_checkpoint_step(folder),
+                           "run_dir": stacks.level_path(folder), "step": stacks.level_step(folder),
                            "minutes": level_minutes, "minutes_source": source,
                            "reused_from": (reuse.get(lv.role) or {}).get("from")}
     known = [lv["minutes"] for lv in levels.values() if lv["minutes"] is not None]

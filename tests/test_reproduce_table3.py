@@ -310,3 +310,42 @@ def test_levels_are_reused_from_table1_and_table2_output_folders(tmp_path):
                                          f"{data.corpus_hash(str(other))[:12]}.*give the same --data"):
         table3.reused_levels("3.7", "tiny", str(audio), None, str(t2b))
     assert table3.reused_levels("3.6", "tiny", str(audio), None, str(t2))["second"]["from"] == "Table 2 row 2.2"
+
+
+def test_table2_codes_of_a_shipped_first_level_reuse_it_while_its_weights_are_the_same(tmp_path):
+    """Table 2's cpu codes were encoded from the shipped 1.2-cpu ("pretrained:1.2-cpu", no run
+    folder): its stacks reuse Table 2's levels over that shipped model, loaded and dated from its
+    card, as long as its weights are the ones the codes came from; otherwise nothing is reused.
+    A recorded run folder that has gone (a run made from a copy of the tree) resolves to the
+    folder beside row.json, a PBT row to its best member's folder there."""
+    from tf_ada import data, pretrained
+    audio, t2 = tmp_path / "audio", tmp_path / "t2"
+    w = data.ShardWriter(str(audio), kind="audio", dtype="uint8", n_classes=256, sample_rate=16000, chunk_samples=64)
+    w.add("a.wav", "train", np.full(64, 128), {})
+    w.close()
+    pbt = t2 / f"{configs.table2_row('2.2', 'tiny').name}_pbt"
+    os.makedirs(pbt / "members" / "member_03")
+    with open(pbt / "row.json", "w") as f:
+        json.dump({"run_dir": "/gone/t2/x_pbt/members/member_03", "steps": 1, "pbt": True}, f)
+    sha = pretrained.read_card("1.2-cpu")["weights"]["files"][pretrained.WEIGHTS]["sha256"]
+    for digest, reused in ((sha, True), ("0" * 64, False)):
+        w = data.ShardWriter(str(t2 / "codes"), kind="codes", dtype="int16", n_classes=256, sample_rate=2000,
+                             chunk_samples=8)
+        w.update(source_checkpoint="pretrained:1.2-cpu", source_weights_sha256=digest,
+                 source_data="/gone/corpus", source_experiment="table1_1_2_cpu")
+        w.add("a.wav", "train", np.zeros(8), {})
+        w.close()
+        logs = []
+        got = table3.reused_levels("3.6", "tiny", str(audio), None, str(t2), log=logs.append)
+        if reused:
+            assert got["first"] == {"run": "pretrained:1.2-cpu", "trained_on": str(audio),
+                                    "from": "Table 2's first level (table1_1_2_cpu, shipped)"}
+            assert got["second"]["run"] == str(pbt / "members" / "member_03")
+        else:
+            assert got == {} and any("neither a run folder nor a shipped model" in line for line in logs)
+    assert stacks.level_step("pretrained:1.2-cpu") == pretrained.read_card("1.2-cpu")["steps"] == 6000
+    assert stacks.level_path("pretrained:1.2-cpu") == "pretrained:1.2-cpu"
+    minutes, source = stacks.shipped_minutes("pretrained:1.2-cpu")
+    assert minutes > 60 and "card" in source
+    model, experiment = stacks.load_level("pretrained:1.2-cpu")
+    assert experiment.name == "table1_1_2_cpu" and model.config.n_codes == 256

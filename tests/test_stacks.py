@@ -152,6 +152,14 @@ def test_stack_levels_are_checked(stack_runs, tmp_path, capsys):
                      "--level", f"second={other}"])
     assert code == 2 and "the prior level trained on" in capsys.readouterr().err
     assert stacks.read_corpora(desc)["second"].endswith("codes_table1_1_2_tiny_step1")
+    # a shipped model as the first level ("pretrained:NAME", as Table 2's cpu codes record it) loads,
+    # and is refused below a level that trained on the codes of another first level
+    shipped = dict(folders, first="pretrained:1.2-cpu")
+    loaded = stacks.load_stack("3.6", shipped, log=lambda *a: None)
+    assert loaded.experiments["first"].name == "table1_1_2_cpu"
+    with pytest.raises(stacks.StackError, match="the second level trained on .*not of the first level's run "
+                                                "pretrained:1.2-cpu"):
+        stacks.load_stack("3.6", shipped, log=lambda *a: None, corpora=stacks.read_corpora(desc))
     code = cli.main(["sample", "--stack", "3.7", "--runs", desc, "--out", str(tmp_path / "o")])
     assert code == 2 and "describes stack 3.6, not 3.7" in capsys.readouterr().err
     code = cli.main(["sample", "--stack", "3.6", "--runs", desc])

@@ -237,6 +237,60 @@ class LoadedStack:
         return 1000.0 * self.models["prior"].config.receptive_field * self.prior_hop / SAMPLE_RATE
 
 
+SHIPPED = "pretrained:"  # a level given as a shipped model (`tf_ada.pretrained`), not a run folder
+
+
+def is_shipped(level: str) -> bool:
+    """Whether a level's place is a shipped model, "pretrained:NAME" (as a code manifest's
+    `source_checkpoint` names it), rather than a run folder."""
+    return str(level).startswith(SHIPPED)
+
+
+def shipped_level(source_checkpoint: Optional[str], weights_sha256: Optional[str] = None) -> Optional[str]:
+    """"pretrained:NAME" when `source_checkpoint` names a shipped model that is installed and (given
+    `weights_sha256`, a code manifest's) still has the weights the codes were encoded with; else None."""
+    from tf_ada import pretrained
+    if not is_shipped(source_checkpoint or ""):
+        return None
+    name = source_checkpoint[len(SHIPPED):]
+    if name not in pretrained.available():
+        return None
+    files = pretrained.read_card(name)["weights"]["files"]
+    if weights_sha256 and files.get(pretrained.WEIGHTS, {}).get("sha256") != weights_sha256:
+        return None
+    return source_checkpoint
+
+
+def level_path(level: str) -> str:
+    """A level's place as recorded: a run folder's absolute path, or "pretrained:NAME"."""
+    return level if is_shipped(level) else os.path.abspath(level)
+
+
+def level_step(level: str) -> Optional[int]:
+    """The training step of a level: its run folder's newest checkpoint, a shipped model's card steps."""
+    from tf_ada import pretrained, runs
+    if is_shipped(level):
+        return pretrained.read_card(level[len(SHIPPED):]).get("steps")
+    return runs.newest_checkpoint_step(level) if os.path.isdir(level) else None
+
+
+def shipped_minutes(level: str) -> tuple:
+    """(training minutes, source) of a shipped model, from its card."""
+    from tf_ada import pretrained
+    seconds = pretrained.read_card(level[len(SHIPPED):]).get("wall_seconds")
+    return (seconds / 60 if seconds else None), "the shipped model's card"
+
+
+def load_level(level: str):
+    """(model with Polyak weights, experiment) of a run folder or a shipped model "pretrained:NAME"."""
+    if is_shipped(level):
+        from tf_ada import pretrained
+        model, experiment, _ = pretrained.load(level[len(SHIPPED):])
+        return model, experiment
+    from tf_ada.train import load_model
+    return load_model(level)
+
+
 def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
                corpora: Optional[dict] = None) -> LoadedStack:
     """Rebuilds each level of stack `row` from its run folder (Polyak weights) and checks the fit:
@@ -244,14 +298,13 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
     level above the bottom trained on codes written by the run folder of the level below."""
     from tf_ada.models.ada import ADA
     from tf_ada.models.wavenet import WaveNet
-    from tf_ada.train import load_model
     roles = expected_roles(row)
     if sorted(folders) != sorted(roles):
         raise StackError(f"stack {row} has levels {', '.join(roles)}; got run folders for "
                          f"{', '.join(sorted(folders)) or 'none'}")
     models, experiments = {}, {}
     for role in roles:
-        model, experiment = load_model(folders[role])
+        model, experiment = load_level(folders[role])
         want = WaveNet if role == "prior" else ADA
         if not isinstance(model, want):
             article = "a" if role == "prior" else "an"
@@ -277,8 +330,13 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
         if corpus is None:
             continue
         from tf_ada import data as data_mod
-        source = data_mod.load_manifest(corpus).source_run
-        if source is not None and os.path.realpath(source) != os.path.realpath(folders[below_role]):
+        manifest = data_mod.load_manifest(corpus)
+        source = manifest.source_run or shipped_level(manifest.source_checkpoint)
+        if is_shipped(folders[below_role]) or (source is not None and is_shipped(source)):
+            mismatch = source != folders[below_role]
+        else:
+            mismatch = source is not None and os.path.realpath(source) != os.path.realpath(folders[below_role])
+        if mismatch:
             raise StackError(f"{folders[role]}: the {role} level trained on {corpus}, the codes of {source}, "
                              f"not of the {below_role} level's run {folders[below_role]}")
     return LoadedStack(row=row, models=models, experiments=experiments, folders=dict(folders))
@@ -329,7 +387,8 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
             if (reuse.get(above.role) or {}).get("trained_on"):
                 source = reuse[above.role]["trained_on"]
                 continue
-            model, meta = encode.source_of_run(folder)
+            model, meta = (encode.source_of_pretrained(folder[len(SHIPPED):]) if is_shipped(folder)
+                           else encode.source_of_run(folder))
             default = max(1, int(data_mod.load_manifest(source).chunk_samples) // lv.hop)
             # named by the checkpoint step: a level trained further writes new codes beside the old
             name = f"codes_{lv.experiment.name}_step{meta['source_step']}"
