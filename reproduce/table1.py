@@ -198,8 +198,9 @@ def deviations(scale: str, data_dir: str) -> list:
         "Receptive fields are the exact values of the stated architectures (e.g. 1021, 510 each side), "
         "which the paper rounds (1024, 512).",
         "VQ-VAE rows (1.2, 1.3, 1.7) use our remedies for the early codebook collapse "
-        f"(`configs.VQ_REMEDIES`: query_norm = {configs.VQ_REMEDIES['query_norm']!r} (whitened or "
-        "standardised queries before the nearest-code search), codebook drawn from the first "
+        f"(`configs.VQ_REMEDIES`: query_norm = {configs.VQ_REMEDIES['query_norm']!r} (queries whitened, "
+        "with each batch's covariance shrunk towards its diagonal by D / (n + D), or standardised, before "
+        "the nearest-code search), codebook drawn from the first "
         f"batch's queries, K-means decay gamma = {configs.VQ_REMEDIES['gamma']}; docs/codebook_cpu.md); "
         "each row's experiment.json records what it used; the AMAE rows and 1.1 "
         "do not have a codebook. "

@@ -248,7 +248,7 @@ def test_codebook_scale_matches_the_encoders_queries_after_initialisation(scale)
     from tf_ada import configs, ops
     from tf_ada.train import build_model
     exp = configs.table1_row("1.2", scale)
-    assert exp.model.query_norm == "whiten" and exp.model.data_init
+    assert exp.model.query_norm == "whiten_shrink" and exp.model.data_init
     ada = build_model(exp.model)
     t = np.arange(8 * 2048).reshape(8, 2048) / 16000.0
     rng = np.random.RandomState(9)
