@@ -133,6 +133,17 @@ def row_run_dir(result: dict, found_at: str) -> str:
     return recorded if recorded and os.path.isdir(recorded) else os.path.abspath(found_at)
 
 
+def resolve_run_dir(result: dict, row_json: str) -> str:
+    """The real path of the run folder of a finished row.json at `row_json` (`row_run_dir`; a PBT
+    row's row.json lies in its population folder and names its best member's folder, found under
+    members/ there): the same string whether it was recorded through a copy of the tree that still
+    links to it or is found beside row.json once that copy is gone."""
+    here = os.path.dirname(row_json)
+    if result.get("pbt") and result.get("run_dir"):
+        here = os.path.join(here, "members", os.path.basename(result["run_dir"].rstrip("/")))
+    return os.path.realpath(row_run_dir(result, here))
+
+
 def training_minutes(row_dir: str, fallback: float) -> tuple:
     """(minutes, source): a run's training time over every invocation, from its train.log's and
     TensorBoard event times (pauses over 30 min left out; `pretrained.wall_time`), else `fallback`

@@ -88,6 +88,8 @@ def _done(path: str, steps: int):
         with open(path) as f:
             result = json.load(f)
         if result.get("steps") == steps and (result.get("diverged") or "eval_nll_full" in result):
+            if result.get("run_dir"):  # where it is now (recorded from a copy of the tree, say)
+                result["run_dir"] = report.resolve_run_dir(result, path)
             return result
     return None
 
@@ -337,7 +339,8 @@ def query_norms_used(results: dict) -> dict:
     for run, r in sorted(results.items()):
         path = os.path.join(r.get("run_dir") or "", "experiment.json")
         if r.get("run_dir") and os.path.exists(path):
-            model = json.load(open(path))["model"]
+            with open(path) as f:
+                model = json.load(f)["model"]
             if model.get("quantizer") == "vq":
                 used.setdefault(model.get("query_norm", "none"), []).append(run)
     return used

@@ -91,10 +91,7 @@ def _row_json(path: str) -> Optional[dict]:
         with open(path) as f:
             result = json.load(f)
         if not result.get("diverged") and result.get("run_dir"):
-            here = os.path.dirname(path)
-            if result.get("pbt"):
-                here = os.path.join(here, "members", os.path.basename(result["run_dir"].rstrip("/")))
-            result["run_dir"] = report.row_run_dir(result, here)
+            result["run_dir"] = report.resolve_run_dir(result, path)
             return result
     return None
 
@@ -143,8 +140,8 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
                 raise SystemExit(f"table3: {codes}: Table 2's codes (row {r}) were encoded from corpus "
                                  f"{manifest.source_corpus_hash[:12]} ({manifest.source_data}), not from {data_dir} "
                                  f"({ours[:12]}); give the same --data")
-            first = manifest.source_run or stacks.shipped_level(manifest.source_checkpoint,
-                                                                manifest.source_weights_sha256)
+            first = manifest.source_run if manifest.source_run and os.path.isdir(manifest.source_run) else None
+            first = first or stacks.shipped_level(manifest.source_checkpoint, manifest.source_weights_sha256)
             if not first:
                 log(f"table3: stack {row}: {codes} are the codes of {manifest.source_checkpoint}, neither a run "
                     f"folder nor a shipped model whose weights are still those; Table 2 row {r} is not reused")
@@ -203,7 +200,7 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
     levels = {}
     for lv in st.levels:
         folder = folders[lv.role]
-        key = os.path.realpath(folder)
+        key = stacks.level_path(folder) if stacks.is_shipped(folder) else os.path.realpath(folder)
         if key not in minutes:
             minutes[key] = (stacks.shipped_minutes(folder) if stacks.is_shipped(folder)
                             else report.training_minutes(folder, None))

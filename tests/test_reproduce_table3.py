@@ -269,6 +269,7 @@ def test_levels_are_reused_from_table1_and_table2_output_folders(tmp_path):
         with open(os.path.join(folder, "row.json"), "w") as f:
             json.dump(dict({"run_dir": str(folder), "steps": 1}, **extra), f)
 
+    os.makedirs(t2 / "first_level" / "x")
     finished(t1 / configs.table1_row("1.2", "tiny").name, corpus_hash=data.corpus_hash(str(audio)))
     finished(t1 / configs.table1_row("1.1", "tiny").name, corpus_hash=data.corpus_hash(str(audio)))
     finished(t2 / f"{configs.table2_row('2.2', 'tiny').name}_pbt")  # a PBT row: its row.json names the best member
@@ -299,6 +300,7 @@ def test_levels_are_reused_from_table1_and_table2_output_folders(tmp_path):
     # a Table 2 folder whose codes were encoded from another corpus is refused, naming its codes
     t2b = tmp_path / "t2b"
     finished(t2b / configs.table2_row("2.4", "tiny").name)
+    os.makedirs(t2b / "first_level" / "x")
     for corpus, folder in ((other, t2b), (audio, t2)):
         w = data.ShardWriter(str(folder / "codes"), kind="codes", dtype="int16", n_classes=256, sample_rate=2000,
                              chunk_samples=8)

@@ -248,3 +248,33 @@ def test_sample_stack_usage_errors_are_one_line(capsys, argv, message):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and err[0].startswith("tf-ada sample: error:"), err
+
+
+def test_a_shipped_first_level_round_trips_through_the_stack_description(audio_shards, tmp_path):
+    """A stack over a shipped model (`reuse={"first": {"run": "pretrained:1.2-cpu"}}`, as Table 3
+    reuses Table 2's cpu levels): the level above trains on codes encoded by the shipped weights,
+    stack_ROW.json records "pretrained:1.2-cpu" (not a path), and reading it back loads the stack
+    with its corpus check; codes recorded with other weights of that name are refused."""
+    from tf_ada import data, pretrained
+    root = tmp_path / "stacks"
+    desc = stacks.train_stack("3.4", "tiny", audio_shards, str(root), steps=1, log=lambda *a: None,
+                              reuse={"first": {"run": "pretrained:1.2-cpu", "trained_on": audio_shards}},
+                              evaluate=False)
+    assert json.load(open(desc))["levels"]["first"] == "pretrained:1.2-cpu"
+    row, folders = stacks.read_runs(desc)
+    assert folders["first"] == "pretrained:1.2-cpu" and os.path.isdir(folders["prior"])
+    corpora = stacks.read_corpora(desc)
+    manifest = data.load_manifest(corpora["prior"])
+    assert manifest.source_checkpoint == "pretrained:1.2-cpu" and manifest.source_run is None
+    assert manifest.source_weights_sha256 == \
+        pretrained.read_card("1.2-cpu")["weights"]["files"][pretrained.WEIGHTS]["sha256"]
+    loaded = stacks.load_stack("3.4", folders, log=lambda *a: None, corpora=corpora)
+    assert loaded.experiments["first"].name == "table1_1_2_cpu"
+    # the same codes said to come from other weights of the shipped name: refused
+    stale = tmp_path / "stale_codes"
+    shutil.copytree(corpora["prior"], stale)
+    m = json.load(open(stale / "manifest.json"))
+    m["source_weights_sha256"] = "0" * 64
+    json.dump(m, open(stale / "manifest.json", "w"))
+    with pytest.raises(stacks.StackError, match="the prior level trained on .*weights sha256 000000000000"):
+        stacks.load_stack("3.4", folders, log=lambda *a: None, corpora=dict(corpora, prior=str(stale)))

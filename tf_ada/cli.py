@@ -417,9 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", choices=STACK_ROWS,
                    help="a Table 3 stack: sample top-down through the cached generation of every level")
     p.add_argument("--runs", help='with --stack: a JSON file {"stack": ROW, "levels": {"first": DIR, '
-                                  '"second": DIR, "prior": DIR}} (folders relative to the file)')
+                                  '"second": DIR, "prior": DIR}} (folders relative to the file; a shipped '
+                                  'model as "pretrained:NAME")')
     p.add_argument("--level", action="append", metavar="ROLE=DIR",
-                   help="with --stack: the run folder of a level (first, second, prior); overrides --runs")
+                   help="with --stack: the run folder of a level (first, second, prior), or a shipped "
+                   "model as pretrained:NAME; overrides --runs")
     p.add_argument("--level-temperature", action="append", metavar="ROLE=T",
                    help="with --stack: one level's temperature (default --temperature)")
     p.add_argument("--n", type=positive_int, default=1, help="with --stack: streams, sampled as one batch")

@@ -208,8 +208,9 @@ class ADAConfig:
       data_init, restart_dead_codes: codebook-collapse remedies (off for the paper rows).
       query_norm: VQ-VAE query normalisation before the nearest-code search: "none" (the paper
         as written), "l2" (unit-length queries and codes), "standardize" (per-channel batch
-        normalisation without scale and offset) or "whiten" (decorrelated as well; the VQ rows'
-        choice); see `VectorQuantizerEMA`.
+        normalisation without scale and offset), "whiten" (decorrelated as well) or
+        "whiten_shrink" (whitened by each batch's covariance shrunk towards its diagonal; the VQ
+        rows' choice, `VQ_REMEDIES`); see `VectorQuantizerEMA`.
     """
     encoder: WaveNetConfig
     modulator: WaveNetConfig

@@ -211,8 +211,9 @@ def covariance_shrinkage(n_samples, n_channels: int):
     """The weight alpha = D / (n + D) that `shrink_to_diagonal` gives the diagonal of a covariance
     estimated from n samples of D channels: the sample covariance's eigenvalues spread by about
     (1 +- sqrt(D / n))^2 around the true ones (Marchenko-Pastur), so its weakest directions are
-    underestimated and whitening by it inflates them most where n / D is small; alpha interpolates
-    between whitening (n >> D) and per-channel standardisation (n ~ D or fewer). A simple rule of
+    underestimated and whitening by it inflates them most where n / D is small; alpha moves from
+    plain whitening (alpha -> 0 for n >> D) towards per-channel standardisation (alpha = 1/2 at
+    n = D, -> 1 as n / D -> 0). A simple rule of
     the Ledoit-Wolf kind (Ledoit & Wolf 2004 estimate alpha from the data; this fixes it from n and
     D). cpu-scale VQ-VAE batches: hop 8, 2,048 queries of 64 channels -> 0.030; hop 64, 256 -> 0.2.
 

@@ -200,7 +200,17 @@ def read_runs(path: str) -> tuple[str, dict]:
         raise StackError(f'{path}: expected {{"stack": "3.6", "levels": {{"first": DIR, "second": DIR, '
                          f'"prior": DIR}}}}')
     base = os.path.dirname(os.path.abspath(path))
-    return d.get("stack"), {role: os.path.join(base, folder) for role, folder in d["levels"].items()}
+    return d.get("stack"), {role: _from_file(base, folder) for role, folder in d["levels"].items()}
+
+
+def _to_file(root: str, level: str) -> str:
+    """A level's place as a stack description records it: a run folder relative to the file's
+    folder `root`, a shipped model as "pretrained:NAME"."""
+    return level if is_shipped(level) else os.path.relpath(level, root)
+
+
+def _from_file(base: str, recorded: str) -> str:
+    return recorded if is_shipped(recorded) else os.path.join(base, recorded)
 
 
 def read_corpora(path: str) -> dict:
@@ -210,7 +220,7 @@ def read_corpora(path: str) -> dict:
         d = json.load(f)
     base = os.path.dirname(os.path.abspath(path))
     trained_on = d.get("trained_on") if isinstance(d, dict) else None
-    return {role: os.path.join(base, folder) for role, folder in (trained_on or {}).items()}
+    return {role: _from_file(base, folder) for role, folder in (trained_on or {}).items()}
 
 
 def expected_roles(row: str) -> list[str]:
@@ -331,14 +341,17 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
             continue
         from tf_ada import data as data_mod
         manifest = data_mod.load_manifest(corpus)
-        source = manifest.source_run or shipped_level(manifest.source_checkpoint)
-        if is_shipped(folders[below_role]) or (source is not None and is_shipped(source)):
+        source = manifest.source_run or shipped_level(manifest.source_checkpoint, manifest.source_weights_sha256)
+        if is_shipped(folders[below_role]) or is_shipped(manifest.source_checkpoint or ""):
+            # a shipped model counts only with the weights the codes were encoded with
             mismatch = source != folders[below_role]
         else:
             mismatch = source is not None and os.path.realpath(source) != os.path.realpath(folders[below_role])
         if mismatch:
-            raise StackError(f"{folders[role]}: the {role} level trained on {corpus}, the codes of {source}, "
-                             f"not of the {below_role} level's run {folders[below_role]}")
+            raise StackError(f"{folders[role]}: the {role} level trained on {corpus}, the codes of "
+                             f"{source or manifest.source_checkpoint} (weights sha256 "
+                             f"{(manifest.source_weights_sha256 or '?')[:12]}), not of the {below_role} level's "
+                             f"run {folders[below_role]}")
     return LoadedStack(row=row, models=models, experiments=experiments, folders=dict(folders))
 
 
@@ -394,7 +407,7 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
             name = f"codes_{lv.experiment.name}_step{meta['source_step']}"
             if given:
                 import hashlib
-                name += "_" + hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:8]
+                name += "_" + hashlib.sha1(level_path(folder).encode()).hexdigest()[:8]
             codes = os.path.join(root, name)
             encode.encode_corpus(model, meta, source, codes, log=log,
                                  record_steps=max(above.experiment.train.n_samples, default))
@@ -402,8 +415,8 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
     path = os.path.join(root, f"stack_{row}.json")
     os.makedirs(root, exist_ok=True)  # every level reused: nothing was written under root yet
     with open(path, "w") as f:
-        json.dump({"stack": row, "scale": scale, "levels": {r: os.path.relpath(d, root) for r, d in folders.items()},
-                   "trained_on": {r: os.path.relpath(d, root) for r, d in trained_on.items()},
+        json.dump({"stack": row, "scale": scale, "levels": {r: _to_file(root, d) for r, d in folders.items()},
+                   "trained_on": {r: _to_file(root, d) for r, d in trained_on.items()},
                    "description": st.describe()}, f, indent=2)
     log(f"stack {row}: levels trained; {path}")
     return path
