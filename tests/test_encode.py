@@ -82,6 +82,17 @@ def test_encode_corpus_writes_every_split_and_resumes(audio_shards, first_level,
     assert any(f"{len(src['files'])} already encoded, 0 to do" in line for line in logs)
     with pytest.raises(data.DataError, match="source_checkpoint"):
         encode.encode_corpus(model, dict(source, source_checkpoint="other"), audio_shards, out, log=logs.append)
+    # the same corpus reached by another path (moved, or through a link) resumes; another corpus is refused
+    link = str(tmp_path / "audio_link")
+    os.symlink(audio_shards, link)
+    logs.clear()
+    encode.encode_corpus(model, source, link, out, log=logs.append)
+    assert any("0 to do" in line for line in logs)
+    m = json.load(open(os.path.join(out, data.MANIFEST)))
+    m["source_corpus_hash"] = "f" * 64
+    json.dump(m, open(os.path.join(out, data.MANIFEST), "w"))
+    with pytest.raises(data.DataError, match="source_corpus_hash"):
+        encode.encode_corpus(model, source, audio_shards, out, log=logs.append)
     # the code shards train a second-level model as they are
     ds = data.excerpt_dataset(out, n_samples=64, batch_size=2, seed=0)
     assert next(iter(ds)).shape == (2, 64)

@@ -164,7 +164,11 @@ def encode_corpus(model, source: dict, data_dir: str, out_dir: str, chunk_codes:
                               shard_samples=shard_samples)
     try:
         used = bool(writer.manifest.files)
-        for key in ("source_checkpoint", "source_data", "hop"):
+        # the same model and the same corpus: a corpus is known by its hash (it may have moved, or
+        # been reached through a copy of the tree), by its path where an older manifest has no hash
+        old_hash = writer.manifest.source_corpus_hash
+        keys = ("source_checkpoint", "hop") + (("source_corpus_hash",) if old_hash else ("source_data",))
+        for key in keys:
             old = getattr(writer.manifest, key)
             if used and old is not None and old != meta[key]:
                 raise data.DataError(f"{out_dir}: holds codes with {key} {old!r}, not {meta[key]!r}; "
