@@ -214,6 +214,18 @@ def test_mirrored_strategy_two_replicas_share_the_codebook(audio_shards, tmp_pat
     # save at step 1, outside the replicas) are the same on both replicas and no longer the initial ones
     np.testing.assert_array_equal(*(np.array(c) for c in result["query_cov"]))
     assert not np.allclose(np.array(result["query_cov"][0]), np.eye(len(result["query_cov"][0])))
+    # the first step sets the running covariance to the batch's, shrunk with the alpha of the global
+    # batch's query count (both replicas' queries), not of one replica's half
+    assert result["query_norm"] == "whiten_shrink"
+    q0 = np.array(result["first_queries"], dtype=np.float64)
+    n, d = q0.shape
+    cov = np.cov(q0.T, bias=True)
+
+    def shrunk(alpha):
+        return (1 - alpha) * cov + alpha * np.diag(np.diag(cov))
+    running = np.array(result["query_cov"][0])
+    np.testing.assert_allclose(running, shrunk(d / (n + d)), rtol=1e-3, atol=1e-6)
+    assert not np.allclose(running, shrunk(d / (n / 2 + d)), rtol=1e-3, atol=1e-6)
     for stat in result["polyak_statistics"]:
         np.testing.assert_array_equal(*(np.array(c) for c in stat))
     assert not np.allclose(np.array(result["polyak_statistics"][1][0]), np.eye(len(result["query_cov"][0])))
