@@ -140,8 +140,9 @@ def reused_levels(row: str, scale: str, data_dir: str, table1: Optional[str] = N
                 raise SystemExit(f"table3: {codes}: Table 2's codes (row {r}) were encoded from corpus "
                                  f"{manifest.source_corpus_hash[:12]} ({manifest.source_data}), not from {data_dir} "
                                  f"({ours[:12]}); give the same --data")
-            first = manifest.source_run if manifest.source_run and os.path.isdir(manifest.source_run) else None
-            first = first or stacks.shipped_level(manifest.source_checkpoint, manifest.source_weights_sha256)
+            first = stacks.codes_writer(manifest)
+            if first and not stacks.is_shipped(first) and not os.path.isdir(first):
+                first = None  # a run folder that is gone
             if not first:
                 log(f"table3: stack {row}: {codes} are the codes of {manifest.source_checkpoint}, neither a run "
                     f"folder nor a shipped model whose weights are still those; Table 2 row {r} is not reused")
@@ -200,7 +201,7 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
     levels = {}
     for lv in st.levels:
         folder = folders[lv.role]
-        key = stacks.level_path(folder) if stacks.is_shipped(folder) else os.path.realpath(folder)
+        key = stacks.level_path(folder)
         if key not in minutes:
             minutes[key] = (stacks.shipped_minutes(folder) if stacks.is_shipped(folder)
                             else report.training_minutes(folder, None))

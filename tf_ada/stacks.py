@@ -272,8 +272,15 @@ def shipped_level(source_checkpoint: Optional[str], weights_sha256: Optional[str
 
 
 def level_path(level: str) -> str:
-    """A level's place as recorded: a run folder's absolute path, or "pretrained:NAME"."""
-    return level if is_shipped(level) else os.path.abspath(level)
+    """A level's place as recorded and compared: a run folder's real path (the same through links
+    and copies of the tree), or "pretrained:NAME"."""
+    return level if is_shipped(level) else os.path.realpath(level)
+
+
+def codes_writer(manifest) -> Optional[str]:
+    """The level that wrote a code corpus (its `data.Manifest`): the run folder it records, else the
+    shipped model it names while that model still has the weights the codes came from, else None."""
+    return manifest.source_run or shipped_level(manifest.source_checkpoint, manifest.source_weights_sha256)
 
 
 def level_step(level: str) -> Optional[int]:
@@ -289,6 +296,13 @@ def shipped_minutes(level: str) -> tuple:
     from tf_ada import pretrained
     seconds = pretrained.read_card(level[len(SHIPPED):]).get("wall_seconds")
     return (seconds / 60 if seconds else None), "the shipped model's card"
+
+
+def encode_source(level: str):
+    """(ADA with Polyak weights, its description for a code manifest) of a run folder or a shipped
+    model: what `encode.encode_corpus` takes."""
+    from tf_ada import encode
+    return encode.source_of_pretrained(level[len(SHIPPED):]) if is_shipped(level) else encode.source_of_run(level)
 
 
 def load_level(level: str):
@@ -341,13 +355,10 @@ def load_stack(row: str, folders: dict, log: Callable[[str], None] = print,
             continue
         from tf_ada import data as data_mod
         manifest = data_mod.load_manifest(corpus)
-        source = manifest.source_run or shipped_level(manifest.source_checkpoint, manifest.source_weights_sha256)
-        if is_shipped(folders[below_role]) or is_shipped(manifest.source_checkpoint or ""):
-            # a shipped model counts only with the weights the codes were encoded with
-            mismatch = source != folders[below_role]
-        else:
-            mismatch = source is not None and os.path.realpath(source) != os.path.realpath(folders[below_role])
-        if mismatch:
+        source = codes_writer(manifest)
+        # a shipped model counts only with the weights the codes were encoded with
+        stale_shipped = source is None and is_shipped(manifest.source_checkpoint or "")
+        if stale_shipped or (source is not None and level_path(source) != level_path(folders[below_role])):
             raise StackError(f"{folders[role]}: the {role} level trained on {corpus}, the codes of "
                              f"{source or manifest.source_checkpoint} (weights sha256 "
                              f"{(manifest.source_weights_sha256 or '?')[:12]}), not of the {below_role} level's "
@@ -400,8 +411,7 @@ def train_stack(row: str, scale: str, data_dir: str, root: str, steps: Optional[
             if (reuse.get(above.role) or {}).get("trained_on"):
                 source = reuse[above.role]["trained_on"]
                 continue
-            model, meta = (encode.source_of_pretrained(folder[len(SHIPPED):]) if is_shipped(folder)
-                           else encode.source_of_run(folder))
+            model, meta = encode_source(folder)
             default = max(1, int(data_mod.load_manifest(source).chunk_samples) // lv.hop)
             # named by the checkpoint step: a level trained further writes new codes beside the old
             name = f"codes_{lv.experiment.name}_step{meta['source_step']}"

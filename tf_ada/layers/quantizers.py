@@ -274,8 +274,8 @@ class VectorQuantizerEMA(keras.layers.Layer):
         """Sets the evaluation statistics to those of raw queries `flat` `[N, D]` (the queries of
         the weights being evaluated; see `Trainer.calibrate_polyak`), from batches of
         `batch_queries` queries each ("whiten_shrink" shrinks with that alpha, as training does;
-        default: N). The EMA running statistics
-        of training lag behind the live encoder and belong to it, not to the Polyak-averaged one:
+        default: N). The EMA running statistics of training lag behind the live encoder and belong
+        to it, not to the Polyak-averaged one:
         cpu-scale #1.2 with whitened queries used 126 held-out codes at perplexity 31 with them,
         148 at 90.5 once calibrated, on 4 held-out batches (issue 9; standardised queries: 77 / 45.3
         against 79 / 47.4). `query_stats_seen` is left alone: it belongs to the running statistics."""
