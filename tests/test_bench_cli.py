@@ -38,6 +38,10 @@ def test_bench_train_and_generate_write_json(tmp_path):
                        "--repeats", "1", "--in-place", "both", "--out", str(out)]) == 0
     payload = json.loads(out.read_text())
     assert [r["in_place"] for r in payload["results"]] == [False, True]
+    assert bench.main(["generate", "--model", "large", "--scale", "tiny", "--batch-sizes", "32", "--n-samples", "20",
+                       "--repeats", "1", "--groups", "both", "--out", str(out)]) == 0
+    groups = [r["groups"] for r in json.loads(out.read_text())["results"]]
+    assert groups[0] == 1 and len(groups) == len(set(groups))  # 1, then the default grouping when it differs
     machine = payload["machine"]
     assert machine["tensorflow"].startswith("2.16") and "cpu_flags" in machine and "intra_op_threads" in machine
 

@@ -121,6 +121,38 @@ def test_generate_seeded_chunked_and_compiled_paths_agree():
     assert (a != c).mean() > 0.5
 
 
+@pytest.mark.parametrize("case", ["k2_onehot", "k2_bias"])
+def test_grouped_generation_draws_the_ungrouped_samples(case):
+    # groups: independent ring buffers per part of the batch, logits joined before sampling, so
+    # the same seed gives the same samples as one group (tiny nets: logits agree to round-off)
+    cfg = CASES[case]
+    tf.keras.utils.set_random_seed(4)
+    net = WaveNet(cfg)
+    kw = {}
+    if cfg.conditioning:
+        kw = dict(conditioning=tf.random.stateless_normal([4, 30, cfg.conditioning_channels], seed=[3, 4]) * 3.0,
+                  conditioning_hop=4)
+    one = net.generate(110, batch_size=4, seed=7, jit=False, in_place=True, groups=1, chunk_size=50,
+                       verbose=False, **kw).numpy()
+    for groups in (2, 4):
+        got = net.generate(110, batch_size=4, seed=7, jit=False, in_place=True, groups=groups, chunk_size=50,
+                           verbose=False, **kw).numpy()
+        np.testing.assert_array_equal(got, one)
+    with pytest.raises(ValueError, match="divide"):
+        net.generate(10, batch_size=4, groups=3, in_place=True, **kw)
+
+
+def test_default_groups_one_per_core_with_enough_rows():
+    from tf_ada.models.wavenet import default_groups
+    assert default_groups(16, n_cores=2) == 1
+    assert default_groups(32, n_cores=2) == 2
+    assert default_groups(64, n_cores=2) == 2
+    assert default_groups(64, n_cores=16) == 4
+    assert default_groups(48, n_cores=16) == 3
+    assert default_groups(40, n_cores=16) == 2  # 2 divides 40; 40 // 16 = 2
+    assert default_groups(1, n_cores=8) == 1
+
+
 def test_generate_with_conditioning_at_a_hop():
     cfg = CASES["k2_bias"]
     net = WaveNet(cfg)

@@ -189,22 +189,26 @@ def bench_generate(args) -> dict:
     cfg = bench_model_config(args.model, args.scale)
     peak = matmul_gflops()
     net = WaveNet(cfg)
+    from tf_ada.models.wavenet import default_groups
     kinds = {"auto": [None], "yes": [True], "no": [False], "both": [False, True]}[args.in_place]
     rows = []
     for batch in args.batch_sizes:
         for in_place in kinds:
             jit = batch == 1
             used = (not jit) if in_place is None else in_place
-            rss_before = peak_rss_mib()
-            seconds = _timed(lambda: net.generate(args.n_samples, batch_size=batch, seed=0, verbose=False,
-                                                  in_place=in_place).numpy(), args.repeats)
-            rate = args.n_samples * batch / seconds
-            bound = peak * 1e9 / cfg.flops_per_timestep()
-            rows.append({"model": cfg.name, "batch": batch, "n_samples": args.n_samples, "jit": jit,
-                         "in_place": used, "samples_per_s": rate, "steps_per_s": rate / batch,
-                         "gflop_per_s": cfg.flops_per_timestep() * rate / 1e9, "matmul_peak_gflop_per_s": peak,
-                         "share_of_flop_bound": rate / bound,
-                         "peak_rss_mib": peak_rss_mib(), "rss_growth_mib": peak_rss_mib() - rss_before})
+            auto = default_groups(batch) if used else 1
+            groupings = {"auto": [auto], "one": [1], "both": sorted({1, auto})}[args.groups]
+            for groups in groupings:
+                rss_before = peak_rss_mib()
+                seconds = _timed(lambda: net.generate(args.n_samples, batch_size=batch, seed=0, verbose=False,
+                                                      in_place=in_place, groups=groups).numpy(), args.repeats)
+                rate = args.n_samples * batch / seconds
+                bound = peak * 1e9 / cfg.flops_per_timestep()
+                rows.append({"model": cfg.name, "batch": batch, "n_samples": args.n_samples, "jit": jit,
+                             "in_place": used, "groups": groups, "samples_per_s": rate, "steps_per_s": rate / batch,
+                             "gflop_per_s": cfg.flops_per_timestep() * rate / 1e9,
+                             "matmul_peak_gflop_per_s": peak, "share_of_flop_bound": rate / bound,
+                             "peak_rss_mib": peak_rss_mib(), "rss_growth_mib": peak_rss_mib() - rss_before})
     print_table(rows, list(rows[0]))
     return {"bench": "generate", "machine": machine_info(), "config": _cfg_dict(cfg), "results": rows}
 
@@ -251,6 +255,8 @@ def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
     p.add_argument("--repeats", type=int, default=2, help="timed runs (the best is kept) after one warm-up")
     p.add_argument("--in-place", default="auto", choices=["auto", "yes", "no", "both"],
                    help="ring buffers updated in place (variables) or copied (tensors); auto: generate's default")
+    p.add_argument("--groups", default="auto", choices=["auto", "one", "both"],
+                   help="side-by-side streams per batch (in place only): generate's default, 1, or both")
     p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_generate)
     args = parser.parse_args(argv)

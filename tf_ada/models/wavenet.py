@@ -6,6 +6,7 @@ with `start_value` (mu-law silence, 128) standing before x[:, 0].
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Optional
@@ -18,6 +19,19 @@ from tf_ada import ops
 from tf_ada.configs import WaveNetConfig
 from tf_ada.layers.wavenet import WaveNetStack
 from tf_ada.models.outputs import FromConfig, ModelOutput, from_logits, nll_per_timestep  # noqa: F401  (re-exported)
+
+
+def default_groups(batch_size: int, n_cores: Optional[int] = None, min_rows: int = 16) -> int:
+    """How many side-by-side streams `WaveNet.generate` splits a batch into: one per core, each of
+    at least `min_rows` rows, dividing the batch. On the 2-core development machine two groups
+    made the paper local model's batch 32 and 64 1.3-1.4x faster and did nothing at batch 16
+    (BENCHMARKS.md); with fewer rows per group the per-op overhead dominates."""
+    if n_cores is None:
+        n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    groups = max(1, min(n_cores, batch_size // min_rows))
+    while batch_size % groups:
+        groups -= 1
+    return groups
 
 
 class WaveNet(FromConfig, keras.Model):
@@ -111,25 +125,40 @@ class WaveNet(FromConfig, keras.Model):
         logits, cache = self.stack.step(tf.cast(x_prev, tf.int32), state["cache"], state["t"], bias_t)
         return logits, {"t": state["t"] + 1, "cache": cache}
 
-    def _generate_fn(self, jit: bool, chunk_size: int, in_place: bool):
+    def _generate_fn(self, jit: bool, chunk_size: int, in_place: bool, groups: int = 1):
         """The compiled sampling loop: up to `chunk_size` steps per call, state in and out.
 
         The output buffer has the fixed size `chunk_size` and the trip count is a tensor, so one
         compilation serves every call (XLA would otherwise recompile for each new length). With
         in-place ring buffers (variables) the loop carries only the step index; the buffers are
-        updated where they are and stay outside the loop state."""
-        key = (bool(jit), int(chunk_size), bool(in_place))
+        updated where they are and stay outside the loop state.
+
+        groups > 1 (in place only): the batch is split into `groups` equal parts, each with its own
+        ring buffers, whose steps are independent ops in one graph, so TensorFlow's inter-op
+        threads run them side by side (one per core) instead of splitting every small matmul
+        across the cores. The logits of all groups are joined before sampling, so the draws are
+        those of the ungrouped loop."""
+        if groups > 1 and not in_place:
+            raise ValueError("grouped generation needs in-place ring buffers")
+        key = (bool(jit), int(chunk_size), bool(in_place), int(groups))
         if key not in self._generate_fns:
             def run(state, x_prev, n_steps, temperature, seed, conditioning, conditioning_hop):
                 out = tf.TensorArray(tf.int32, size=chunk_size, element_shape=x_prev.shape)
                 buffers = state["cache"]
 
                 def body(i, st, x, out):
-                    st = {"t": st["t"], "cache": buffers} if in_place else st
                     bias = None
                     if conditioning is not None:
                         bias = tf.gather(conditioning, st["t"] // conditioning_hop, axis=1)
-                    logits, st = self.step(st, x, bias)
+                    if groups > 1:
+                        xs = tf.split(x, groups)
+                        bs = tf.split(bias, groups) if bias is not None else [None] * groups
+                        logits = tf.concat([self.step({"t": st["t"], "cache": buffers[g]}, xs[g], bs[g])[0]
+                                            for g in range(groups)], axis=0)
+                        st = {"t": st["t"] + 1}
+                    else:
+                        st = {"t": st["t"], "cache": buffers} if in_place else st
+                        logits, st = self.step(st, x, bias)
                     x = ops.sample_logits(logits, temperature, seed + tf.stack([0, st["t"]]))
                     st = {"t": st["t"]} if in_place else st
                     return i + 1, st, x, out.write(i, x)
@@ -145,7 +174,8 @@ class WaveNet(FromConfig, keras.Model):
 
     def generate(self, n_samples: int, batch_size: int = 1, temperature: float = 1.0, seed: Optional[int] = None,
                  conditioning=None, conditioning_hop: int = 1, chunk_size: int = 4096, jit: Optional[bool] = None,
-                 in_place: Optional[bool] = None, verbose: Optional[bool] = None) -> tf.Tensor:
+                 in_place: Optional[bool] = None, groups: Optional[int] = None,
+                 verbose: Optional[bool] = None) -> tf.Tensor:
         """Ancestral sampling with per-layer caches; the loop runs in one compiled graph per chunk.
 
         Args:
@@ -162,6 +192,9 @@ class WaveNet(FromConfig, keras.Model):
             faster than XLA's for many-row products on CPU).
           in_place: ring buffers as variables updated in place (`init_state`). Default: without
             XLA (XLA already updates its buffers in place). Samples are the same either way.
+          groups: split the batch into this many independent streams of steps run side by side
+            (in place only; see `_generate_fn`). Default: `default_groups(batch_size)` in place,
+            else 1. Samples are the same for every grouping (up to float round-off in the logits).
           verbose: print progress (rate, ETA) between chunks; default when n_samples > chunk_size.
 
         Returns:
@@ -183,8 +216,16 @@ class WaveNet(FromConfig, keras.Model):
         seed = int(np.random.randint(2 ** 31 - 1)) if seed is None else int(seed)
         seed_t = tf.constant([seed, 0], tf.int32)
         in_place = (not jit) if in_place is None else bool(in_place)
-        fn = self._generate_fn(jit, chunk_size, in_place)
-        state = self.init_state(batch_size, in_place)
+        if groups is None:
+            groups = default_groups(batch_size) if in_place else 1
+        if groups < 1 or batch_size % groups:
+            raise ValueError(f"groups={groups} must be >= 1 and divide batch_size={batch_size}")
+        fn = self._generate_fn(jit, chunk_size, in_place, groups)
+        if groups > 1:
+            state = {"t": tf.constant(0, tf.int32),
+                     "cache": [self.init_state(batch_size // groups, True)["cache"] for _ in range(groups)]}
+        else:
+            state = self.init_state(batch_size, in_place)
         x_prev = tf.fill([batch_size], self.start_value)
         chunks, done, start = [], 0, time.monotonic()
         hop = tf.constant(conditioning_hop, tf.int32)
