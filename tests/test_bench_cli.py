@@ -66,3 +66,21 @@ def test_cli_train_and_reconstruct(audio_shards, tmp_path, capsys):
     assert (tmp_path / "out.wav").stat().st_size > 1000
     # resuming the folder without naming the experiment continues it
     assert cli.main(["train", "--data", audio_shards, "--out", run, "--steps", "2"]) == 0
+
+
+def test_profile_chain_has_the_models_flops_and_writes_every_part(tmp_path):
+    # the matmul-only chain the profile compares against must do exactly the model's products
+    import numpy as np
+    from tf_ada import configs
+    for cfg in (configs.local_model("paper"), configs.large_wavenet("paper"), configs.thin_wavenet("cpu")):
+        _, weights = bench.matmul_chain(cfg, 1)
+        macs = sum(int(np.prod(w.shape)) for w in weights)
+        inp = {"one_hot": 0, "continuous": cfg.residual_channels,
+               "vector": cfg.n_input_classes * cfg.residual_channels}[cfg.input_kind]
+        assert 2 * (macs + inp) == cfg.flops_per_timestep()
+    out = tmp_path / "p.json"
+    assert bench.main(["profile", "--model", "local", "--scale", "tiny", "--batch-size", "1", "--n-samples", "64",
+                       "--batch-sizes", "2", "--gen-steps", "5", "--repeats", "1", "--out", str(out)]) == 0
+    parts = [(r["part"], r["what"]) for r in json.loads(out.read_text())["results"]]
+    assert len(parts) == 8 and parts[-1] == ("generate b2", "real cached step (in place, 1 group)")
+    assert all(r["ms_per_call"] > 0 for r in json.loads(out.read_text())["results"])

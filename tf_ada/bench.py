@@ -213,6 +213,122 @@ def bench_generate(args) -> dict:
     return {"bench": "generate", "machine": machine_info(), "config": _cfg_dict(cfg), "results": rows}
 
 
+def matmul_chain(cfg, rows: int, gates: bool = False):
+    """The products of one WaveNet timestep as plain matmuls over `rows` rows, chained as in the
+    model (block l's input is block l-1's output), with the config's exact shapes: per block the
+    dilated product `[R, k * 2I]` and the residual `[I, R]`, then the skip `[L * I, S]` and the head
+    `[S, S]`, `[S, out]`. Nothing else (no biases, time shifts, caches, softmax), so its rate is
+    what TensorFlow's matmuls alone reach for these shapes: the ceiling the real step is profiled
+    against. gates: add the gated activation tanh * sigmoid (the only elementwise work kept).
+
+    Returns (fn(x `[rows, R]`) -> `[rows, out]`, weights)."""
+    r, g, i, k = cfg.residual_channels, cfg.gate_channels, cfg.inner_channels, cfg.filter_length
+    rng = np.random.default_rng(0)
+    w = lambda a, b: tf.Variable(rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32))
+    dilated = [w(r, k * g) for _ in range(cfg.n_layers)]
+    residual = [w(i, r) for _ in range(cfg.n_layers - 1)]
+    skip, head1, head2 = w(cfg.n_layers * i, cfg.skip_channels), w(cfg.skip_channels, cfg.skip_channels), \
+        w(cfg.skip_channels, cfg.output_channels)
+
+    def fn(x):
+        zs = []
+        for l in range(cfg.n_layers):
+            y = tf.matmul(x, dilated[l])
+            z = tf.tanh(y[:, :i]) * tf.sigmoid(y[:, i:g]) if gates else y[:, :i]
+            zs.append(z)
+            if l < cfg.n_layers - 1:
+                x = x + tf.matmul(z, residual[l])
+        return tf.matmul(tf.nn.relu(tf.matmul(tf.concat(zs, 1), skip)), head1) @ head2
+
+    return fn, dilated + residual + [skip, head1, head2]
+
+
+def bench_profile(args) -> dict:
+    """Where a training step and a generation step of a WaveNet spend their time, by ablation
+    (each part timed alone, best of `repeats`, same run, same matmul peak):
+
+    training (batch x n_samples rows, XLA): the config's matmuls alone (forward; forward +
+    backward), then the real model's forward + loss, forward + backward, and the full step with
+    Adam. The gap between the matmuls alone and the model is everything that is not a product
+    (time shifts, gates, biases, the 256-way softmax and its gradient, Adam's update).
+
+    generation (each batch size, plain graph, one `tf.while_loop` of steps): the matmuls alone,
+    with the gates, and the real cached step (`WaveNet.generate`, in place, one group). The
+    matmuls alone at a few rows are the ceiling for the FLOP-bound share at that batch size."""
+    from tf_ada.models import WaveNet
+    from tf_ada.train import build_model, model_scalars
+    cfg = bench_model_config(args.model, args.scale)
+    if not hasattr(cfg, "residual_channels"):
+        raise SystemExit("profile takes a WaveNet model (local | large | very_large | thin)")
+    peak = matmul_gflops()
+    fwd = cfg.flops_per_timestep()
+    rows = []
+
+    def add(part, what, rows_per_call, seconds, flops_per_row):
+        rate = rows_per_call / seconds
+        rows.append({"part": part, "what": what, "rows": rows_per_call, "ms_per_call": 1e3 * seconds,
+                     "rows_per_s": rate, "gflop_per_s": flops_per_row * rate / 1e9,
+                     "share_of_peak": flops_per_row * rate / 1e9 / peak})
+
+    n = args.batch_size * args.n_samples
+    chain, weights = matmul_chain(cfg, n)
+    x = tf.random.stateless_normal([n, cfg.residual_channels], seed=[0, 1])
+    f_chain = tf.function(lambda x: tf.reduce_sum(chain(x)), jit_compile=True)
+    add("train", "matmuls alone, forward", n, _timed(lambda: f_chain(x).numpy(), args.repeats), fwd)
+
+    @tf.function(jit_compile=True)
+    def chain_grads(x):
+        with tf.GradientTape() as tape:
+            out = tf.reduce_sum(chain(x))
+        return [tf.reduce_sum(g) for g in tape.gradient(out, weights)]
+
+    add("train", "matmuls alone, forward + backward", n, _timed(lambda: chain_grads(x)[0].numpy(), args.repeats),
+        3 * fwd)
+    net = build_model(cfg, "float32")
+    opt = tf.keras.optimizers.Adam(1e-4)
+    opt.build(net.trainable_variables)
+    audio = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch_size, args.n_samples)), tf.int32)
+    f_loss = tf.function(lambda a: model_scalars(net, a, training=True)[0]["loss"], jit_compile=True)
+    add("train", "model forward + loss", n, _timed(lambda: f_loss(audio).numpy(), args.repeats), fwd)
+
+    def grads_of(a):
+        with tf.GradientTape() as tape:
+            loss = model_scalars(net, a, training=True)[0]["loss"]
+        return tape.gradient(loss, net.trainable_variables)
+
+    f_grads = tf.function(lambda a: tf.add_n([tf.reduce_sum(g) for g in grads_of(a)]), jit_compile=True)
+    add("train", "model forward + backward", n, _timed(lambda: f_grads(audio).numpy(), args.repeats), 3 * fwd)
+
+    @tf.function(jit_compile=True)
+    def full(a):
+        grads = grads_of(a)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return tf.add_n([tf.reduce_sum(g) for g in grads])
+
+    add("train", "full step (+ Adam)", n, _timed(lambda: full(audio).numpy(), args.repeats), 3 * fwd)
+
+    wavenet = WaveNet(cfg)
+    steps = args.gen_steps
+    for batch in args.batch_sizes:
+        for gates in (False, True):
+            chain, _ = matmul_chain(cfg, batch, gates=gates)
+
+            @tf.function
+            def loop(x0, chain=chain):
+                return tf.while_loop(lambda j, x: j < steps, lambda j, x: (j + 1, x + 1e-3 * chain(x)[:, :1]),
+                                     (tf.constant(0), x0))[1]
+
+            x0 = tf.random.stateless_normal([batch, cfg.residual_channels], seed=[2, 3])
+            add(f"generate b{batch}", "matmuls alone" + (" + gates" if gates else ""), batch * steps,
+                _timed(lambda: loop(x0).numpy(), args.repeats), fwd)
+        add(f"generate b{batch}", "real cached step (in place, 1 group)", batch * steps,
+            _timed(lambda: wavenet.generate(steps, batch_size=batch, seed=0, jit=False, in_place=True, groups=1,
+                                            verbose=False).numpy(), args.repeats), fwd)
+    print_table(rows, list(rows[0]))
+    return {"bench": "profile", "machine": machine_info(), "config": _cfg_dict(cfg), "matmul_peak_gflop_per_s": peak,
+            "results": rows}
+
+
 def _cfg_dict(cfg) -> dict:
     from tf_ada.configs import config_to_dict
     rf = getattr(cfg, "receptive_field", None)
@@ -259,6 +375,18 @@ def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
                    help="side-by-side streams per batch (in place only): generate's default, 1, or both")
     p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_generate)
+    p = sub.add_parser("profile", help="where a training and a generation step spend their time (ablation)",
+                       description=bench_profile.__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--model", default="local", help="local | large | very_large | thin")
+    p.add_argument("--scale", default="paper", choices=["tiny", "cpu", "paper"], help="model sizes (configs.py)")
+    p.add_argument("--batch-size", type=int, default=4, help="training excerpts per step")
+    p.add_argument("--n-samples", type=int, default=8192, help="training timesteps per excerpt")
+    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16, 64],
+                   help="generation batch sizes")
+    p.add_argument("--gen-steps", type=int, default=500, help="generation steps timed per call")
+    p.add_argument("--repeats", type=int, default=2, help="timed calls (the best is kept) after one warm-up")
+    p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
+    p.set_defaults(func=bench_profile)
     args = parser.parse_args(argv)
     payload = args.func(args)
     out = args.out or f"runs/bench/{args.what}-{getattr(args, 'model', 'data')}-{getattr(args, 'scale', '')}.json"
