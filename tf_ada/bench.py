@@ -255,13 +255,10 @@ def bench_profile(args) -> dict:
     generation (each batch size, plain graph, one `tf.while_loop` of steps): the matmuls alone,
     with the gates, and the real cached step (`WaveNet.generate`, in place, one group). The
     matmuls alone at a few rows are the ceiling for the FLOP-bound share at that batch size."""
-    from tf_ada.models import WaveNet
-    from tf_ada.train import build_model, model_scalars
     cfg = bench_model_config(args.model, args.scale)
     if not hasattr(cfg, "residual_channels"):
         raise SystemExit("profile takes a WaveNet model (local | large | very_large | thin)")
     peak = matmul_gflops()
-    fwd = cfg.flops_per_timestep()
     rows = []
 
     def add(part, what, rows_per_call, seconds, flops_per_row):
@@ -270,6 +267,22 @@ def bench_profile(args) -> dict:
                      "rows_per_s": rate, "gflop_per_s": flops_per_row * rate / 1e9,
                      "share_of_peak": flops_per_row * rate / 1e9 / peak})
 
+    parts = set(getattr(args, "parts", "train,generate").split(","))
+    if parts - {"train", "generate"}:
+        raise SystemExit(f"--parts takes train and/or generate, got {sorted(parts)}")
+    if "train" in parts:
+        profile_training(args, cfg, add)
+    if "generate" in parts:
+        profile_generation(args, cfg, add)
+    print_table(rows, list(rows[0]))
+    return {"bench": "profile", "machine": machine_info(), "config": _cfg_dict(cfg), "matmul_peak_gflop_per_s": peak,
+            "results": rows}
+
+
+def profile_training(args, cfg, add) -> None:
+    """`bench_profile`'s training parts, each passed to `add(part, what, rows, seconds, flops_per_row)`."""
+    from tf_ada.train import build_model, model_scalars
+    fwd = cfg.flops_per_timestep()
     n = args.batch_size * args.n_samples
     chain, weights = matmul_chain(cfg, n)
     x = tf.random.stateless_normal([n, cfg.residual_channels], seed=[0, 1])
@@ -307,6 +320,11 @@ def bench_profile(args) -> dict:
 
     add("train", "full step (+ Adam)", n, _timed(lambda: full(audio).numpy(), args.repeats), 3 * fwd)
 
+
+def profile_generation(args, cfg, add) -> None:
+    """`bench_profile`'s generation parts at each of `args.batch_sizes`."""
+    from tf_ada.models import WaveNet
+    fwd = cfg.flops_per_timestep()
     wavenet = WaveNet(cfg)
     steps = args.gen_steps
     for batch in args.batch_sizes:
@@ -324,9 +342,6 @@ def bench_profile(args) -> dict:
         add(f"generate b{batch}", "real cached step (in place, 1 group)", batch * steps,
             _timed(lambda: wavenet.generate(steps, batch_size=batch, seed=0, jit=False, in_place=True, groups=1,
                                             verbose=False).numpy(), args.repeats), fwd)
-    print_table(rows, list(rows[0]))
-    return {"bench": "profile", "machine": machine_info(), "config": _cfg_dict(cfg), "matmul_peak_gflop_per_s": peak,
-            "results": rows}
 
 
 def _cfg_dict(cfg) -> dict:
@@ -384,6 +399,7 @@ def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 16, 64],
                    help="generation batch sizes")
     p.add_argument("--gen-steps", type=int, default=500, help="generation steps timed per call")
+    p.add_argument("--parts", default="train,generate", help="which parts to profile: train, generate or both")
     p.add_argument("--repeats", type=int, default=2, help="timed calls (the best is kept) after one warm-up")
     p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_profile)
