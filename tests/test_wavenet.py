@@ -142,15 +142,20 @@ def test_grouped_generation_draws_the_ungrouped_samples(case):
         net.generate(10, batch_size=4, groups=3, in_place=True, **kw)
 
 
-def test_default_groups_one_per_core_with_enough_rows():
+def test_default_groups_one_per_core_with_enough_rows_for_small_products_only():
+    from tf_ada import configs
     from tf_ada.models.wavenet import default_groups
-    assert default_groups(16, n_cores=2) == 1
-    assert default_groups(32, n_cores=2) == 2
-    assert default_groups(64, n_cores=2) == 2
-    assert default_groups(64, n_cores=16) == 4
-    assert default_groups(48, n_cores=16) == 3
-    assert default_groups(40, n_cores=16) == 2  # 2 divides 40; 40 // 16 = 2
-    assert default_groups(1, n_cores=8) == 1
+    local = WaveNet(configs.local_model("paper")).widest_product_macs
+    large = WaveNet(configs.large_wavenet("paper")).widest_product_macs
+    assert (local, large) == (384 * 2 * 128, 512 * 3 * 1024)
+    assert default_groups(16, local, n_cores=2) == 1
+    assert default_groups(32, local, n_cores=2) == 2
+    assert default_groups(64, local, n_cores=2) == 2
+    assert default_groups(64, local, n_cores=16) == 4
+    assert default_groups(48, local, n_cores=16) == 3
+    assert default_groups(40, local, n_cores=16) == 2  # 2 divides 40; 40 // 16 = 2
+    assert default_groups(1, local, n_cores=8) == 1
+    assert default_groups(64, large, n_cores=2) == 1  # wide products split well across cores already
 
 
 def test_generate_with_conditioning_at_a_hop():

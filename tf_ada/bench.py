@@ -196,7 +196,7 @@ def bench_generate(args) -> dict:
         for in_place in kinds:
             jit = batch == 1
             used = (not jit) if in_place is None else in_place
-            auto = default_groups(batch) if used else 1
+            auto = default_groups(batch, net.widest_product_macs) if used else 1
             groupings = {"auto": [auto], "one": [1], "both": sorted({1, auto})}[args.groups]
             for groups in groupings:
                 rss_before = peak_rss_mib()

@@ -21,11 +21,22 @@ from tf_ada.layers.wavenet import WaveNetStack
 from tf_ada.models.outputs import FromConfig, ModelOutput, from_logits, nll_per_timestep  # noqa: F401  (re-exported)
 
 
-def default_groups(batch_size: int, n_cores: Optional[int] = None, min_rows: int = 16) -> int:
-    """How many side-by-side streams `WaveNet.generate` splits a batch into: one per core, each of
-    at least `min_rows` rows, dividing the batch. On the 2-core development machine two groups
-    made the paper local model's batch 32 and 64 1.3-1.4x faster and did nothing at batch 16
-    (BENCHMARKS.md); with fewer rows per group the per-op overhead dominates."""
+# Products at most this many multiply-adds per row are split into groups (see default_groups).
+GROUP_MAX_MACS_PER_ROW = 2 ** 18
+
+
+def default_groups(batch_size: int, macs_per_row: int, n_cores: Optional[int] = None, min_rows: int = 16) -> int:
+    """How many side-by-side streams `WaveNet.generate` splits a batch into.
+
+    Grouping pays only where each product is too small to split well across the cores: one group
+    per core, each of at least `min_rows` rows and dividing the batch, when the model's widest
+    product (`macs_per_row`: residual x k * 2I multiply-adds per row) is at most
+    `GROUP_MAX_MACS_PER_ROW`; else one group. Measured on the 2-core development machine
+    (BENCHMARKS.md): the paper local model (98,304 per row) ran 1.33x faster at batch 32 and
+    1.27x at 64 in 2 groups, and gained nothing at batch 16 (8 rows per group); the paper large
+    WaveNet (1,572,864 per row) ran 0.70x as fast at batch 32 in 2 groups."""
+    if macs_per_row > GROUP_MAX_MACS_PER_ROW:
+        return 1
     if n_cores is None:
         n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     groups = max(1, min(n_cores, batch_size // min_rows))
@@ -98,6 +109,12 @@ class WaveNet(FromConfig, keras.Model):
         return tf.reduce_mean(nll_per_timestep(tf.cast(y_true, tf.int32), logits))
 
     # --- cached generation ---
+
+    @property
+    def widest_product_macs(self) -> int:
+        """Multiply-adds per row of the step's widest product, the dilated one (`default_groups`)."""
+        c = self.config
+        return c.residual_channels * c.filter_length * c.gate_channels
 
     def init_state(self, batch_size: int, in_place: bool = False) -> dict:
         """State before the first step: zero ring buffers and step index 0. in_place: the ring
@@ -193,7 +210,7 @@ class WaveNet(FromConfig, keras.Model):
           in_place: ring buffers as variables updated in place (`init_state`). Default: without
             XLA (XLA already updates its buffers in place). Samples are the same either way.
           groups: split the batch into this many independent streams of steps run side by side
-            (in place only; see `_generate_fn`). Default: `default_groups(batch_size)` in place,
+            (in place only; see `_generate_fn`). Default: `default_groups` in place,
             else 1. Samples are the same for every grouping (up to float round-off in the logits).
           verbose: print progress (rate, ETA) between chunks; default when n_samples > chunk_size.
 
@@ -217,7 +234,7 @@ class WaveNet(FromConfig, keras.Model):
         seed_t = tf.constant([seed, 0], tf.int32)
         in_place = (not jit) if in_place is None else bool(in_place)
         if groups is None:
-            groups = default_groups(batch_size) if in_place else 1
+            groups = default_groups(batch_size, self.widest_product_macs) if in_place else 1
         if groups < 1 or batch_size % groups:
             raise ValueError(f"groups={groups} must be >= 1 and divide batch_size={batch_size}")
         fn = self._generate_fn(jit, chunk_size, in_place, groups)
