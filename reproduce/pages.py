@@ -42,7 +42,6 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 from typing import Optional
 
@@ -395,22 +394,12 @@ def run_figures(run_dir: str, page_dir: str, name: str) -> Raw:
 
 # --- provenance -----------------------------------------------------------------------------------
 
-def _git(*args) -> Optional[str]:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def provenance(steps=None, data_dir: Optional[str] = None, corpus_hash=None, extra: Optional[dict] = None) -> dict:
     """What a page was made from: UTC date, git commit (with "+ uncommitted changes" when tracked
     files differ from it), command line, Python and package versions, steps (a number or
     {run: steps}), data folder and corpus hash(es), and any `extra` {label: value}."""
-    commit = _git("rev-parse", "HEAD")
-    if commit and _git("status", "--porcelain", "--untracked-files=no"):
-        commit += " + uncommitted changes"
+    from tf_ada.runs import code_commit
+    commit = code_commit()
     versions = {"python": platform.python_version()}
     for pkg in PACKAGES:
         try:

@@ -58,9 +58,11 @@ def cpu_info() -> dict:
 
 
 def machine_info() -> dict:
-    """Where a benchmark ran: platform, processor flags, TensorFlow version, thread settings
-    (0 = TensorFlow's default, one thread per core) and the GPUs TensorFlow sees."""
+    """Where a benchmark ran: platform, processor flags, TensorFlow version, the code's git commit,
+    thread settings (0 = TensorFlow's default, one thread per core) and the GPUs TensorFlow sees."""
+    from tf_ada.runs import code_commit
     return {"platform": platform.platform(), "cpus": os.cpu_count(), **cpu_info(), "tensorflow": tf.__version__,
+            "commit": code_commit(),
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "gpus": [d.name for d in tf.config.list_logical_devices("GPU")]}
@@ -196,8 +198,11 @@ def bench_generate(args) -> dict:
         for in_place in kinds:
             jit = batch == 1
             used = (not jit) if in_place is None else in_place
-            auto = default_groups(batch, net.widest_product_macs) if used else 1
-            groupings = {"auto": [auto], "one": [1], "both": sorted({1, auto})}[args.groups]
+            auto = default_groups(batch, net.dilated_product_macs) if used and not jit else 1
+            if args.groups in ("auto", "one", "both"):
+                groupings = {"auto": [auto], "one": [1], "both": sorted({1, auto})}[args.groups]
+            else:  # explicit counts, those that divide the batch
+                groupings = [g for g in (int(v) for v in args.groups.split(",")) if batch % g == 0]
             for groups in groupings:
                 rss_before = peak_rss_mib()
                 seconds = _timed(lambda: net.generate(args.n_samples, batch_size=batch, seed=0, verbose=False,
@@ -218,8 +223,10 @@ def matmul_chain(cfg, rows: int, gates: bool = False):
     model (block l's input is block l-1's output), with the config's exact shapes: per block the
     dilated product `[R, k * 2I]` and the residual `[I, R]`, then the skip `[L * I, S]` and the head
     `[S, S]`, `[S, out]`. Nothing else (no biases, time shifts, caches, softmax), so its rate is
-    what TensorFlow's matmuls alone reach for these shapes: the ceiling the real step is profiled
-    against. gates: add the gated activation tanh * sigmoid (the only elementwise work kept).
+    what TensorFlow's matmuls alone reach for these shapes in one stream: the ceiling the real
+    step (one group) is profiled against. The input product of `input_kind="vector"` configs is
+    left out (none for one-hot or scalar inputs). gates: add the gated activation tanh * sigmoid
+    (the only elementwise work kept).
 
     Returns (fn(x `[rows, R]`) -> `[rows, out]`, weights)."""
     r, g, i, k = cfg.residual_channels, cfg.gate_channels, cfg.inner_channels, cfg.filter_length
@@ -386,8 +393,9 @@ def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
     p.add_argument("--repeats", type=int, default=2, help="timed runs (the best is kept) after one warm-up")
     p.add_argument("--in-place", default="auto", choices=["auto", "yes", "no", "both"],
                    help="ring buffers updated in place (variables) or copied (tensors); auto: generate's default")
-    p.add_argument("--groups", default="auto", choices=["auto", "one", "both"],
-                   help="side-by-side streams per batch (in place only): generate's default, 1, or both")
+    p.add_argument("--groups", default="auto",
+                   help="side-by-side streams per batch (in place only): auto (generate's default), one, both "
+                        "(1 and the default), or counts such as 1,2 (those dividing the batch)")
     p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_generate)
     p = sub.add_parser("profile", help="where a training and a generation step spend their time (ablation)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 from typing import Callable, Optional
 
@@ -17,6 +18,24 @@ import tensorflow as tf
 
 from tf_ada import configs, fileio
 from tf_ada.configs import Experiment
+
+
+def _git(*args) -> Optional[str]:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def code_commit() -> Optional[str]:
+    """The git commit of this checkout, with " + uncommitted changes" when tracked files differ
+    from it; None outside a git checkout (an installed package)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit and _git("status", "--porcelain", "--untracked-files=no"):
+        commit += " + uncommitted changes"
+    return commit
 
 CHECKPOINT_PREFIX = "ckpt"
 LOG_FILE = "train.log"  # every line the Trainer logs, time-stamped, in every run folder

@@ -21,7 +21,8 @@ from tf_ada.layers.wavenet import WaveNetStack
 from tf_ada.models.outputs import FromConfig, ModelOutput, from_logits, nll_per_timestep  # noqa: F401  (re-exported)
 
 
-# Products at most this many multiply-adds per row are split into groups (see default_groups).
+# Models whose dilated product has at most this many multiply-adds per row are split into groups
+# (see default_groups).
 GROUP_MAX_MACS_PER_ROW = 2 ** 18
 
 
@@ -29,8 +30,9 @@ def default_groups(batch_size: int, macs_per_row: int, n_cores: Optional[int] = 
     """How many side-by-side streams `WaveNet.generate` splits a batch into.
 
     Grouping pays only where each product is too small to split well across the cores: one group
-    per core, each of at least `min_rows` rows and dividing the batch, when the model's widest
-    product (`macs_per_row`: residual x k * 2I multiply-adds per row) is at most
+    per core, each of at least `min_rows` rows and dividing the batch, when the model's dilated
+    product (`macs_per_row`: residual x k * 2I multiply-adds per row; 2 L - 1 of a step's 2 L + 2
+    products are the dilated and residual ones, the residual being smaller) is at most
     `GROUP_MAX_MACS_PER_ROW`; else one group. Measured on the 2-core development machine
     (BENCHMARKS.md): the paper local model (98,304 per row) ran 1.33x faster at batch 32 and
     1.27x at 64 in 2 groups, and gained nothing at batch 16 (8 rows per group); the paper large
@@ -111,8 +113,8 @@ class WaveNet(FromConfig, keras.Model):
     # --- cached generation ---
 
     @property
-    def widest_product_macs(self) -> int:
-        """Multiply-adds per row of the step's widest product, the dilated one (`default_groups`)."""
+    def dilated_product_macs(self) -> int:
+        """Multiply-adds per row of a block's dilated product, residual x k * 2I (`default_groups`)."""
         c = self.config
         return c.residual_channels * c.filter_length * c.gate_channels
 
@@ -154,7 +156,8 @@ class WaveNet(FromConfig, keras.Model):
         ring buffers, whose steps are independent ops in one graph, so TensorFlow's inter-op
         threads run them side by side (one per core) instead of splitting every small matmul
         across the cores. The logits of all groups are joined before sampling, so the draws are
-        those of the ungrouped loop."""
+        those of the ungrouped loop up to float round-off in the logits (products with fewer rows
+        may round differently; a near-tie can then flip one draw and the rest of that stream)."""
         if groups > 1 and not in_place:
             raise ValueError("grouped generation needs in-place ring buffers")
         key = (bool(jit), int(chunk_size), bool(in_place), int(groups))
@@ -210,8 +213,8 @@ class WaveNet(FromConfig, keras.Model):
           in_place: ring buffers as variables updated in place (`init_state`). Default: without
             XLA (XLA already updates its buffers in place). Samples are the same either way.
           groups: split the batch into this many independent streams of steps run side by side
-            (in place only; see `_generate_fn`). Default: `default_groups` in place,
-            else 1. Samples are the same for every grouping (up to float round-off in the logits).
+            (in place only; see `_generate_fn`). Default: `default_groups` in place without
+            XLA, else 1. Samples are the same for every grouping (up to float round-off in the logits).
           verbose: print progress (rate, ETA) between chunks; default when n_samples > chunk_size.
 
         Returns:
@@ -234,7 +237,7 @@ class WaveNet(FromConfig, keras.Model):
         seed_t = tf.constant([seed, 0], tf.int32)
         in_place = (not jit) if in_place is None else bool(in_place)
         if groups is None:
-            groups = default_groups(batch_size, self.widest_product_macs) if in_place else 1
+            groups = default_groups(batch_size, self.dilated_product_macs) if in_place and not jit else 1
         if groups < 1 or batch_size % groups:
             raise ValueError(f"groups={groups} must be >= 1 and divide batch_size={batch_size}")
         fn = self._generate_fn(jit, chunk_size, in_place, groups)
