@@ -67,6 +67,9 @@ SAMPLING = {"tiny": (2, 0.25), "cpu": (8, 8.0), "paper": (16, 10.0)}
 MAX_REAL = 128
 NOT_RUN = report.NOT_RUN
 NOTE_KEYS = ("key_clarity", "key_change_rate", "note_density", "polyphony")
+# Bumped when the measures' contents change, so cached measures.json files are recomputed
+# (2: clip counts per note measure, no SE from fewer than 2 clips, a pitch-class minimum of notes).
+MEASURES_FORMAT = 2
 
 # The paper's qualitative claims of sec. 4.4 that the objective measures can speak to: (key, text).
 CLAIMS = [
@@ -189,7 +192,9 @@ def run_stack(row: str, scale: str, data_dir: str, out: str, steps: Optional[int
             done = json.load(f)
         if all(done.get(k) == v for k, v in wanted.items()):
             log(f"table3: stack {row} already done ({done_path})")
-            return done
+            # where they are now (the folder may have been moved or run through another path)
+            return dict(done, samples_dir=os.path.abspath(samples_dir),
+                        stack_file=os.path.abspath(os.path.join(out, "levels", os.path.basename(done["stack_file"]))))
     t0 = time.monotonic()
     desc = stacks.train_stack(row, scale, data_dir, os.path.join(out, "levels"), steps, log=log, reuse=reuse,
                               evaluate=evaluate)
@@ -280,8 +285,10 @@ class Measures:
         self._transcriber, self._reference_notes = None, None
 
     def key(self) -> dict:
+        from tf_ada import fidelity
         return {"clips": len(self.clips), "n_samples": len(self.clips[0]), "pieces": sorted(set(map(str, self.pieces))),
-                "n_bootstrap": self.n_bootstrap, "seed": self.seed, "notes": self.notes_available}
+                "n_bootstrap": self.n_bootstrap, "seed": self.seed, "notes": self.notes_available,
+                "format": MEASURES_FORMAT, "pitch_class_min_notes": fidelity.PITCH_CLASS_MIN_NOTES}
 
     def _notes(self, clips: list) -> list:
         from tf_ada import transcribe
@@ -464,8 +471,13 @@ def _ve(d: Optional[dict]) -> tuple:
     return (d["value"], d["se"]) if d else (None, None)
 
 
-def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[dict]) -> list:
-    """table3.csv's lines: one per stack, then the real held-out excerpts."""
+def _shown(path: str, out: Optional[str]) -> str:
+    """A path as the report shows it: relative to OUT (so a copied or moved output folder reads the same)."""
+    return os.path.relpath(path, out).replace(os.sep, "/") if out else path
+
+
+def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[dict], out: Optional[str] = None) -> list:
+    """table3.csv's lines: one per stack, then the real held-out excerpts. Paths relative to `out`."""
     lines = []
     for row in [r for r in STACKS if r in results]:
         r, m = results[row], measures.get(row) or {}
@@ -477,12 +489,15 @@ def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[di
             line.update({f"human_{measure}": mean, f"human_{measure}_se": se, f"human_{measure}_raters": raters})
         line["frechet_log_mel"], line["frechet_log_mel_se"] = _ve(m.get("frechet_log_mel"))
         line["pitch_class_distance"], line["pitch_class_distance_se"] = _ve((notes or {}).get("pitch_class_distance"))
+        line["notes_transcribed"] = ((notes or {}).get("pitch_class_distance") or {}).get("n_notes_samples")
         for k in NOTE_KEYS:
-            line[k], line[k + "_se"] = _ve((notes or {}).get(k, {}).get("samples"))
+            samples = (notes or {}).get(k, {}).get("samples")
+            line[k], line[k + "_se"] = _ve(samples)
+            line[k + "_clips"] = (samples or {}).get("n_clips")
         line.update(streams=r["streams"], seconds_per_stream=r["seconds_per_stream"],
                     audio_seconds_per_wall_second=r["audio_seconds_per_wall_second"], training_minutes=r["minutes"],
                     steps=" ".join(f"{role}:{lv['step']}" for role, lv in r["levels"].items()),
-                    samples_dir=r["samples_dir"])
+                    samples_dir=_shown(r["samples_dir"], out))
         lines.append(line)
     real = {k: None for k in lines[0]} if lines else {}
     fd = baseline.get("frechet_log_mel") or {}
@@ -498,6 +513,7 @@ def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[di
     for k in NOTE_KEYS:  # the reference's own values (the same for every stack)
         if reference:
             real[k], real[k + "_se"] = _ve(reference[k]["reference"])
+            real[k + "_clips"] = reference[k]["reference"].get("n_clips")
     for measure in ("fidelity", "musicality"):
         mean, se, raters = (human or {}).get("real", {}).get(measure, (None, None, 0))
         real.update({f"human_{measure}": mean, f"human_{measure}_se": se, f"human_{measure}_raters": raters})
@@ -521,6 +537,25 @@ HEADER = ["#", "model", "levels", "RF paper (ms)", "RF ours (ms)", "paper fideli
           "training min"]
 
 
+def _counted(line: dict, key: str, digits: int) -> str:
+    """A note measure's cell: value ± SE, and "(k of n)" when only k of the n clips have a value."""
+    text = report.fmt(line[key], line[key + "_se"], digits)
+    k, n = line.get(key + "_clips"), line.get("streams")
+    if text != "-" and k is not None and n and k < n:
+        text += f" ({k} of {n} streams)"
+    return text
+
+
+def _pitch_class_cell(line: dict) -> str:
+    """The pitch-class distance, or why there is none: fewer notes than `fidelity.PITCH_CLASS_MIN_NOTES`."""
+    from tf_ada import fidelity
+    text = report.fmt(line["pitch_class_distance"], line["pitch_class_distance_se"], 3)
+    notes = line.get("notes_transcribed")
+    if text == "-" and notes is not None and notes < fidelity.PITCH_CLASS_MIN_NOTES:
+        return f"- (too few notes: {notes})"
+    return text
+
+
 def _cells(line: dict, have_ratings: bool) -> list:
     f = report.fmt
     paper_human = "lost" if line["row"] != "real" else "-"
@@ -528,10 +563,8 @@ def _cells(line: dict, have_ratings: bool) -> list:
             f(line["rf_ms"], digits=1) if isinstance(line["rf_ms"], float) else f(line["rf_ms"]),
             paper_human, paper_human, _human(line, "fidelity", have_ratings), _human(line, "musicality", have_ratings),
             f(line["frechet_log_mel"], line["frechet_log_mel_se"], 1),
-            f(line["pitch_class_distance"], line["pitch_class_distance_se"], 3),
-            f(line["key_clarity"], line["key_clarity_se"], 3),
-            f(line["key_change_rate"], line["key_change_rate_se"], 3),
-            f(line["note_density"], line["note_density_se"], 2), f(line["polyphony"], line["polyphony_se"], 2),
+            _pitch_class_cell(line), _counted(line, "key_clarity", 3), _counted(line, "key_change_rate", 3),
+            _counted(line, "note_density", 2), _counted(line, "polyphony", 2),
             f(line["audio_seconds_per_wall_second"], digits=4), f(line["training_minutes"], digits=1)]
 
 
@@ -558,7 +591,7 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
                  wall_minutes: Optional[float] = None) -> str:
     """OUT/table3.csv, OUT/table3.md and OUT/table3.html (see the module docstring); returns the markdown."""
     from reproduce import pages
-    lines = table_rows(results, measures, baseline, human)
+    lines = table_rows(results, measures, baseline, human, out)
     if lines:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(lines[0]), lineterminator="\n")
@@ -593,8 +626,8 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
         md += ["", f"Real-vs-real baseline: not available: {baseline['reason']}."]
     if notes_reason:
         md += ["", f"Note measures: {notes_reason}."]
-    blind = os.path.join(os.path.dirname(page), "blind") if page else None
-    md += ["", f"Listening page: `{page}`; blind rating: `{blind}/index.html`, a folder to hand raters alone (the "
+    blind = _shown(os.path.join(os.path.dirname(page), "blind"), out) if page else None
+    md += ["", f"Listening page: `{_shown(page, out)}`; blind rating: `{blind}/index.html`, a folder to hand raters alone (the "
                "key.json beside the named page maps its items to stacks)." if page else "", "",
            "## The paper's claims, judged by objective proxies", "",
            "Each condition is a difference ± SE (independent sets, SEs in quadrature: conservative, as the stacks "
@@ -612,7 +645,7 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
                  + (f", reused from {lv['reused_from']}" if lv.get("reused_from") else ", trained here")
                  + f", {report.fmt(lv['minutes'], digits=1)} min" for role, lv in r["levels"].items()]
         md.append(f"- {row} ({r['description']}): " + "; ".join(parts)
-                  + f"; samples `{r['samples_dir']}` ({r['sampling_wall_seconds']:.1f} s wall)")
+                  + f"; samples `{_shown(r['samples_dir'], out)}` ({r['sampling_wall_seconds']:.1f} s wall)")
     md += ["", "## Deviations from the paper", ""] + [f"- {d}" for d in deviations(scale)]
     if wall_minutes is not None:
         md += ["", f"Wall time of this invocation: {wall_minutes:.1f} min."]

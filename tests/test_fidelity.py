@@ -287,9 +287,25 @@ def test_pitch_class_distance_of_a_set_without_notes_is_nan_not_half():
         pcd = fidelity.note_measures(a, b, n_bootstrap=20)["pitch_class_distance"]
         assert np.isnan(pcd["value"]) and np.isnan(pcd["se"])
     # one clip without notes among others: resamples drawing only it are dropped from the SE
-    mixed = silent[:1] + [(_scale([61, 66, 70]), 8.0)]
+    mixed = silent[:1] + [(_scale([61, 66, 70] * 8), 8.0)]
     pcd = fidelity.note_measures(mixed, scales, n_bootstrap=50, seed=1)["pitch_class_distance"]
     assert pcd["value"] == pytest.approx(1.0) and np.isfinite(pcd["se"])
+
+
+def test_too_few_notes_or_clips_give_no_value_or_no_se_and_say_how_many():
+    scales = [(_scale(C_MAJOR_SCALE), 8.0) for _ in range(4)]  # 64 notes
+    sparse = [(_scale([61, 66, 70]), 8.0)] + [(np.zeros((0, 3)), 8.0)] * 7  # 6 notes in 8 clips
+    out = fidelity.note_measures(sparse, scales, n_bootstrap=30)
+    pcd = out["pitch_class_distance"]
+    assert np.isnan(pcd["value"]) and (pcd["n_notes_samples"], pcd["n_notes_reference"]) == (6, 64)
+    assert pcd["min_notes"] == fidelity.PITCH_CLASS_MIN_NOTES
+    # one clip with a key window: its value, no SE (a bootstrap of one value has no spread), and the count
+    clarity = out["key_clarity"]["samples"]
+    assert np.isfinite(clarity["value"]) and np.isnan(clarity["se"])
+    assert (clarity["n_clips"], clarity["n_total"]) == (1, 8)
+    assert np.isnan(out["key_clarity"]["difference"]["se"])
+    assert out["key_clarity"]["reference"]["n_clips"] == 4 and np.isfinite(out["key_clarity"]["reference"]["se"])
+    assert out["note_density"]["samples"]["n_clips"] == 8  # every clip has a density (0 without notes)
 
 
 def test_resampling_pieces_keeps_their_clips_together_and_widens_the_se():

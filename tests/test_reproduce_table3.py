@@ -196,6 +196,8 @@ def test_every_stack_one_step_then_reused(audio_shards, table1_tiny, tmp_path, c
         assert f"table3: stack {row} already done" in printed, row
     assert "listening page already done" in printed and " step 1/1" not in printed
     assert json.load(open(out / "listen" / "key.json"))["page"] == key["page"]
+    md = (out / "table3.md").read_text()  # paths relative to OUT: a moved folder reads the same
+    assert "samples `stacks/3.1/samples`" in md and str(tmp_path) not in md
 
     # a rater's export of the page: Table 3's human columns
     items = sorted(key["items"])

@@ -19,7 +19,8 @@ Musicality, from note lists (`tf_ada.transcribe` turns audio into notes; a note 
 `[n_notes, 3]` of (onset s, offset s, MIDI pitch)):
   * pitch-class histogram: seconds of sounding per pitch class (0 = C), pooled over the clips
     of a set and normalised; the distance between two sets is the total variation
-    0.5 * sum |p - q| (0: same use of pitch classes, 1: disjoint).
+    0.5 * sum |p - q| (0: same use of pitch classes, 1: disjoint); NaN when either set (or a
+    bootstrap resample of it) holds fewer than `PITCH_CLASS_MIN_NOTES` = 24 notes.
   * key stability: windows of `KEY_WINDOW` = 4 s, hop `KEY_HOP` = 2 s; each window's
     duration-weighted pitch-class histogram is correlated (Pearson) with the 24 Krumhansl-Kessler
     key profiles (12 major, 12 minor rotations); `key_clarity` is the mean over windows of the
@@ -29,6 +30,10 @@ Musicality, from note lists (`tf_ada.transcribe` turns audio into notes; a note 
   * note density: notes (onsets) per second of clip.
   * polyphony: mean number of simultaneously sounding notes over the time at least one sounds
     (silence does not lower it; density already says how busy a clip is).
+
+Every per-set value records `n_clips`, the clips with a value (a clip without notes has no
+polyphony; one without a 4-s window of 3 notes has no key measures); with fewer than 2 such
+clips the SE is NaN (a bootstrap of one value has no spread to show).
 
 Bootstrap: `n_bootstrap` resamples of *clips* (never of frames or notes: frames of one clip are
 strongly correlated), with replacement, from a `numpy.random.default_rng(seed)`; the standard
@@ -66,6 +71,9 @@ BASELINE_SPLITS = 4  # splits of `real_baseline_n`
 
 KEY_WINDOW, KEY_HOP = 4.0, 2.0
 KEY_MIN_NOTES = 3
+# A set's pitch-class histogram needs this many notes (two per pitch class) before its distance
+# from another set means anything; fewer: NaN (reported as too few notes).
+PITCH_CLASS_MIN_NOTES = 24
 # Krumhansl & Kessler (1982) probe-tone ratings, tonic first (C major / C minor)
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
@@ -474,28 +482,45 @@ def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootst
     per_b = [clip_note_measures(n, s) for n, s in reference]
     hist_a = np.stack([pitch_class_histogram(n, normalize=False) for n, _ in samples])
     hist_b = np.stack([pitch_class_histogram(n, normalize=False) for n, _ in reference])
+    count_a = np.array([len(_notes(n)) for n, _ in samples])
+    count_b = np.array([len(_notes(n)) for n, _ in reference])
 
     def tv(ia, ib):
+        if count_a[ia].sum() < PITCH_CLASS_MIN_NOTES or count_b[ib].sum() < PITCH_CLASS_MIN_NOTES:
+            return np.nan  # too few notes for a pitch-class distribution
         p, q = hist_a[ia].sum(0), hist_b[ib].sum(0)
-        if not (p.sum() > 0 and q.sum() > 0):  # a set without notes has no pitch-class distribution
+        if not (p.sum() > 0 and q.sum() > 0):
             return np.nan
         return 0.5 * np.abs(p / p.sum() - q / q.sum()).sum()
 
     ga, gb = sample_groups, reference_groups
-    out = {"pitch_class_distance": _two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap, rng_seed[0],
-                                                      ga, gb)}
+    out = {"pitch_class_distance": dict(_two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap,
+                                                           rng_seed[0], ga, gb),
+                                        n_notes_samples=int(count_a.sum()), n_notes_reference=int(count_b.sum()),
+                                        min_notes=PITCH_CLASS_MIN_NOTES)}
     for name in ("note_density", "polyphony", "key_clarity", "key_change_rate"):
         va = np.array([m[name] for m in per_a])
         vb = np.array([m[name] for m in per_b])
         mean = lambda v, i: np.nanmean(v[i]) if np.isfinite(v[i]).any() else np.nan
+        n_a, n_b = int(np.isfinite(va).sum()), int(np.isfinite(vb).sum())
         out[name] = {
-            "samples": bootstrap(lambda i: mean(va, i), len(va), n_bootstrap,
-                                 int(rng_seed[1].generate_state(1)[0]), ga),
-            "reference": bootstrap(lambda i: mean(vb, i), len(vb), n_bootstrap,
-                                   int(rng_seed[2].generate_state(1)[0]), gb),
-            "difference": _two_set_bootstrap(lambda ia, ib: mean(va, ia) - mean(vb, ib), len(va), len(vb),
-                                             n_bootstrap, rng_seed[0], ga, gb),
+            "samples": _enough(bootstrap(lambda i: mean(va, i), len(va), n_bootstrap,
+                                         int(rng_seed[1].generate_state(1)[0]), ga), n_a, len(va)),
+            "reference": _enough(bootstrap(lambda i: mean(vb, i), len(vb), n_bootstrap,
+                                           int(rng_seed[2].generate_state(1)[0]), gb), n_b, len(vb)),
+            "difference": _enough(_two_set_bootstrap(lambda ia, ib: mean(va, ia) - mean(vb, ib), len(va), len(vb),
+                                                     n_bootstrap, rng_seed[0], ga, gb), min(n_a, n_b), None),
         }
+    return out
+
+
+def _enough(estimate: dict, n_clips: int, n_total: Optional[int]) -> dict:
+    """`estimate` with the number of clips that have a value; its SE NaN with fewer than 2."""
+    out = dict(estimate, n_clips=n_clips)
+    if n_total is not None:
+        out["n_total"] = n_total
+    if n_clips < 2:
+        out["se"] = float("nan")
     return out
 
 
