@@ -215,6 +215,7 @@ def test_page_has_a_player_and_spectrogram_for_every_level_and_every_source_exis
     assert "Stack 3.6: VQ-VAE + PBT-VQ-VAE + large WaveNet" in text and "ours 12.5 ms, paper 24576 ms" in text
     assert "prior codes rendered through second, first" in text
     assert "http://" not in text and "https://" not in text  # nothing from the network
+    assert str(os.path.dirname(out)) not in text  # folders shown relative to the page, not where it was built
     key = json.load(open(os.path.join(out, "key.json")))
     assert sorted(v["stack"] for v in key["items"].values()) == ["3.4", "3.4", "3.6", "3.6", "real", "real"]
     assert "blind/index.html" in text
