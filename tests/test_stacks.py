@@ -270,6 +270,11 @@ def test_a_shipped_first_level_round_trips_through_the_stack_description(audio_s
         pretrained.read_card("1.2-cpu")["weights"]["files"][pretrained.WEIGHTS]["sha256"]
     loaded = stacks.load_stack("3.4", folders, log=lambda *a: None, corpora=corpora)
     assert loaded.experiments["first"].name == "table1_1_2_cpu"
+    summary = stacks.sample_stack(loaded, 0.01, 1, str(tmp_path / "samples"), seed=0, log=lambda *a: None,
+                                  render_levels=False)
+    recorded = json.load(open(tmp_path / "samples" / "samples.json"))["run_folders"]
+    assert recorded["first"] == "pretrained:1.2-cpu" and recorded["prior"] == os.path.realpath(folders["prior"])
+    assert summary["seconds_per_stream"] > 0
     # the same codes said to come from other weights of the shipped name: refused
     stale = tmp_path / "stale_codes"
     shutil.copytree(corpora["prior"], stale)

@@ -534,7 +534,7 @@ def sample_stack(loaded: LoadedStack, seconds: float, n: int, out_dir: str, seed
                "seconds_per_stream": n_audio / SAMPLE_RATE, "base_seed": int(seed), "seeds": seeds,
                "temperatures": temps, "levels_top_down": list(reversed(roles)),
                "steps": lengths, "hops": {r: loaded.models[r].config.hop for r in roles if r != "prior"},
-               "run_folders": {r: os.path.abspath(f) for r, f in loaded.folders.items()},
+               "run_folders": {r: level_path(f) for r, f in loaded.folders.items()},
                "experiments": {r: e.name for r, e in loaded.experiments.items()},
                "receptive_field_ms": round(loaded.receptive_field_ms, 2),
                "paper_receptive_field_ms": PAPER_TABLE3[loaded.row][2],
