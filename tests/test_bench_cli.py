@@ -85,3 +85,8 @@ def test_profile_chain_has_the_models_flops_and_writes_every_part(tmp_path):
     parts = [(r["part"], r["what"]) for r in json.loads(out.read_text())["results"]]
     assert len(parts) == 8 and parts[-1] == ("generate b2", "real cached step (in place, 1 group)")
     assert all(r["ms_per_call"] > 0 for r in json.loads(out.read_text())["results"])
+    assert bench.main(["profile", "--model", "local", "--scale", "tiny", "--batch-size", "1", "--n-samples", "64",
+                       "--parts", "train", "--precision", "mixed_bfloat16", "--repeats", "1", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert [r["precision"] for r in payload["results"]] == ["mixed_bfloat16"] * 5
+    assert payload["matmul_peak_bf16_gflop_per_s"] > 0

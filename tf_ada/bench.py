@@ -7,6 +7,7 @@ different (noisy) machines can be compared as ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import resource
@@ -218,7 +219,7 @@ def bench_generate(args) -> dict:
     return {"bench": "generate", "machine": machine_info(), "config": _cfg_dict(cfg), "results": rows}
 
 
-def matmul_chain(cfg, rows: int, gates: bool = False):
+def matmul_chain(cfg, rows: int, gates: bool = False, dtype=tf.float32):
     """The products of one WaveNet timestep as plain matmuls over `rows` rows, chained as in the
     model (block l's input is block l-1's output), with the config's exact shapes: per block the
     dilated product `[R, k * 2I]` and the residual `[I, R]`, then the skip `[L * I, S]` and the head
@@ -226,7 +227,8 @@ def matmul_chain(cfg, rows: int, gates: bool = False):
     what TensorFlow's matmuls alone reach for these shapes in one stream: the ceiling the real
     step (one group) is profiled against. The input product of `input_kind="vector"` configs is
     left out (none for one-hot or scalar inputs). gates: add the gated activation tanh * sigmoid
-    (the only elementwise work kept).
+    (the only elementwise work kept). dtype: the products' type (bfloat16: float32 weights and
+    input cast on use, as under the `mixed_bfloat16` policy).
 
     Returns (fn(x `[rows, R]`) -> `[rows, out]`, weights)."""
     r, g, i, k = cfg.residual_channels, cfg.gate_channels, cfg.inner_channels, cfg.filter_length
@@ -237,15 +239,18 @@ def matmul_chain(cfg, rows: int, gates: bool = False):
     skip, head1, head2 = w(cfg.n_layers * i, cfg.skip_channels), w(cfg.skip_channels, cfg.skip_channels), \
         w(cfg.skip_channels, cfg.output_channels)
 
+    def mm(a, w):
+        return tf.matmul(a, tf.cast(w, dtype))
+
     def fn(x):
-        zs = []
+        x, zs = tf.cast(x, dtype), []
         for l in range(cfg.n_layers):
-            y = tf.matmul(x, dilated[l])
+            y = mm(x, dilated[l])
             z = tf.tanh(y[:, :i]) * tf.sigmoid(y[:, i:g]) if gates else y[:, :i]
             zs.append(z)
             if l < cfg.n_layers - 1:
-                x = x + tf.matmul(z, residual[l])
-        return tf.matmul(tf.nn.relu(tf.matmul(tf.concat(zs, 1), skip)), head1) @ head2
+                x = x + mm(z, residual[l])
+        return tf.cast(mm(mm(tf.nn.relu(mm(tf.concat(zs, 1), skip)), head1), head2), tf.float32)
 
     return fn, dilated + residual + [skip, head1, head2]
 
@@ -265,14 +270,15 @@ def bench_profile(args) -> dict:
     cfg = bench_model_config(args.model, args.scale)
     if not hasattr(cfg, "residual_channels"):
         raise SystemExit("profile takes a WaveNet model (local | large | very_large | thin)")
-    peak = matmul_gflops()
+    peaks = {"float32": matmul_gflops(), "mixed_bfloat16": matmul_gflops(dtype=tf.bfloat16)}
     rows = []
 
-    def add(part, what, rows_per_call, seconds, flops_per_row):
+    def add(part, what, rows_per_call, seconds, flops_per_row, precision="float32"):
+        """share_of_peak: against the same-run matmul peak of the part's precision (bf16 for mixed_bfloat16)."""
         rate = rows_per_call / seconds
-        rows.append({"part": part, "what": what, "rows": rows_per_call, "ms_per_call": 1e3 * seconds,
-                     "rows_per_s": rate, "gflop_per_s": flops_per_row * rate / 1e9,
-                     "share_of_peak": flops_per_row * rate / 1e9 / peak})
+        rows.append({"part": part, "what": what, "precision": precision, "rows": rows_per_call,
+                     "ms_per_call": 1e3 * seconds, "rows_per_s": rate, "gflop_per_s": flops_per_row * rate / 1e9,
+                     "share_of_peak": flops_per_row * rate / 1e9 / peaks[precision]})
 
     parts = set(getattr(args, "parts", "train,generate").split(","))
     if parts - {"train", "generate"}:
@@ -282,18 +288,22 @@ def bench_profile(args) -> dict:
     if "generate" in parts:
         profile_generation(args, cfg, add)
     print_table(rows, list(rows[0]))
-    return {"bench": "profile", "machine": machine_info(), "config": _cfg_dict(cfg), "matmul_peak_gflop_per_s": peak,
+    return {"bench": "profile", "machine": machine_info(), "config": _cfg_dict(cfg),
+            "matmul_peak_gflop_per_s": peaks["float32"], "matmul_peak_bf16_gflop_per_s": peaks["mixed_bfloat16"],
             "results": rows}
 
 
 def profile_training(args, cfg, add) -> None:
     """`bench_profile`'s training parts, each passed to `add(part, what, rows, seconds, flops_per_row)`."""
     from tf_ada.train import build_model, model_scalars
+    precision = getattr(args, "precision", "float32")
+    dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
     fwd = cfg.flops_per_timestep()
     n = args.batch_size * args.n_samples
-    chain, weights = matmul_chain(cfg, n)
+    chain, weights = matmul_chain(cfg, n, dtype=dtype)
     x = tf.random.stateless_normal([n, cfg.residual_channels], seed=[0, 1])
     f_chain = tf.function(lambda x: tf.reduce_sum(chain(x)), jit_compile=True)
+    add = functools.partial(add, precision=precision)
     add("train", "matmuls alone, forward", n, _timed(lambda: f_chain(x).numpy(), args.repeats), fwd)
 
     @tf.function(jit_compile=True)
@@ -304,7 +314,7 @@ def profile_training(args, cfg, add) -> None:
 
     add("train", "matmuls alone, forward + backward", n, _timed(lambda: chain_grads(x)[0].numpy(), args.repeats),
         3 * fwd)
-    net = build_model(cfg, "float32")
+    net = build_model(cfg, precision)
     opt = tf.keras.optimizers.Adam(1e-4)
     opt.build(net.trainable_variables)
     audio = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch_size, args.n_samples)), tf.int32)
@@ -408,6 +418,8 @@ def main(argv=None, prog: str = "python -m tf_ada.bench") -> int:
                    help="generation batch sizes")
     p.add_argument("--gen-steps", type=int, default=500, help="generation steps timed per call")
     p.add_argument("--parts", default="train,generate", help="which parts to profile: train, generate or both")
+    p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="the training parts' precision (generation is float32)")
     p.add_argument("--repeats", type=int, default=2, help="timed calls (the best is kept) after one warm-up")
     p.add_argument("--out", default=None, help=f"JSON to write (default: {default_out})")
     p.set_defaults(func=bench_profile)
