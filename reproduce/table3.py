@@ -68,8 +68,9 @@ MAX_REAL = 128
 NOT_RUN = report.NOT_RUN
 NOTE_KEYS = ("key_clarity", "key_change_rate", "note_density", "polyphony")
 # Bumped when the measures' contents change, so cached measures.json files are recomputed
-# (2: clip counts per note measure, no SE from fewer than 2 clips, a pitch-class minimum of notes).
-MEASURES_FORMAT = 2
+# (2: clip counts per note measure, no SE from fewer than 2 clips, a pitch-class minimum of notes;
+# 3: no pitch-class SE without a value, the count of valid resamples).
+MEASURES_FORMAT = 3
 
 # The paper's qualitative claims of sec. 4.4 that the objective measures can speak to: (key, text).
 CLAIMS = [
@@ -398,6 +399,11 @@ def _judged(parts: list) -> tuple:
     return ev.combine(v for v, _ in parts), "; ".join(text for _, text in parts)
 
 
+def fidelity_min_notes() -> int:
+    from tf_ada import fidelity
+    return fidelity.PITCH_CLASS_MIN_NOTES
+
+
 def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reason: Optional[str] = None) -> list:
     """[(claim text, verdict, evidence)] of `CLAIMS` from `estimates(...)`'s dict (rows present only)
     and the real-vs-real Fréchet distance (value, se) of as many real clips as a stack's samples
@@ -407,10 +413,17 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
     SE the baseline's and the difference's in quadrature; with one stack besides 3.3 uniformity
     cannot be judged (inconclusive). A claim holds when all its conditions hold, does not hold
     when any does not (`evaluation.combine`); "not run" with the reason when its measures are
-    missing."""
+    missing or have no value (too few transcribed notes)."""
     out = []
     rows = [r for r in STACKS if r in est]
     notes = all(est[r]["pitch_class_distance"] is not None for r in rows) and rows
+
+    def defined(which: list) -> bool:  # any of these stacks has a note measure with a value
+        return any(est[r][m] is not None and est[r][m][0] is not None and math.isfinite(est[r][m][0])
+                   for r in which for m in ("pitch_class_distance", "key_clarity"))
+
+    too_few = (f"not run (too few transcribed notes: no pitch-class distance or key clarity has a value; a "
+               f"pitch-class distance needs {fidelity_min_notes()} notes per set, a key a 4-s window with 3)")
     why_notes = notes_reason or "not run (no note measures)"
     by_levels = {k: [r for r in rows if stacks.PAPER_TABLE3[r][1] == k] for k in (1, 2, 3)}
     for key, text in CLAIMS:
@@ -421,6 +434,9 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
                 continue
             if len(groups) < 2:
                 out.append((text, NOT_RUN, "needs stacks of at least two level counts"))
+                continue
+            if sum(defined(by_levels[k]) for k in groups) < 2:
+                out.append((text, NOT_RUN, too_few))
                 continue
             parts = []
             for lo, hi in zip(groups, groups[1:]):
@@ -454,6 +470,9 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
                 continue
             if "3.3" not in rows or not others:
                 out.append((text, NOT_RUN, "needs 3.3 and another stack"))
+                continue
+            if not (defined(["3.3"]) and defined(others)):
+                out.append((text, NOT_RUN, too_few))
                 continue
             parts = []
             for r in others:
@@ -548,10 +567,9 @@ def _counted(line: dict, key: str, digits: int) -> str:
 
 def _pitch_class_cell(line: dict) -> str:
     """The pitch-class distance, or why there is none: fewer notes than `fidelity.PITCH_CLASS_MIN_NOTES`."""
-    from tf_ada import fidelity
     text = report.fmt(line["pitch_class_distance"], line["pitch_class_distance_se"], 3)
     notes = line.get("notes_transcribed")
-    if text == "-" and notes is not None and notes < fidelity.PITCH_CLASS_MIN_NOTES:
+    if text == "-" and notes is not None and notes < fidelity_min_notes():
         return f"- (too few notes: {notes})"
     return text
 
@@ -633,7 +651,7 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
            "Each condition is a difference ± SE (independent sets, SEs in quadrature: conservative, as the stacks "
            "share the real reference). **holds**: every condition beyond 2 SE in the claimed direction; **does not "
            "hold**: any condition beyond 2 SE the other way; **inconclusive** otherwise; **not run**: a measure is "
-           "missing. These judge the proxies, not the paper's ratings.", ""]
+           "missing or has no value (too few transcribed notes). These judge the proxies, not the paper's ratings.", ""]
     md += [f"- {text}: **{verdict}**" + (f" [{evidence}]" if evidence else "") for text, verdict, evidence in claims]
     if human is not None:
         from tf_ada import ratings

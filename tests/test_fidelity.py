@@ -298,6 +298,11 @@ def test_too_few_notes_or_clips_give_no_value_or_no_se_and_say_how_many():
     out = fidelity.note_measures(sparse, scales, n_bootstrap=30)
     pcd = out["pitch_class_distance"]
     assert np.isnan(pcd["value"]) and (pcd["n_notes_samples"], pcd["n_notes_reference"]) == (6, 64)
+    assert np.isnan(pcd["se"])
+    # 18 notes in all, though a resample drawing the 9-note clip three times reaches 24: still no value, no SE
+    near = [(_scale([60, 64, 67], repeats=3), 8.0)] * 2 + [(np.zeros((0, 3)), 8.0)] * 2
+    pcd = fidelity.note_measures(near, scales, n_bootstrap=60, seed=2)["pitch_class_distance"]
+    assert np.isnan(pcd["value"]) and np.isnan(pcd["se"]) and pcd["n_valid"] > 0
     assert pcd["min_notes"] == fidelity.PITCH_CLASS_MIN_NOTES
     # one clip with a key window: its value, no SE (a bootstrap of one value has no spread), and the count
     clarity = out["key_clarity"]["samples"]

@@ -53,6 +53,16 @@ def test_claims_on_known_numbers():
     claims = table3.judge_claims(_est(frechet), (50.0, 5.0), notes_reason="not run (basic-pitch not installed)")
     assert [(v, e) for _, v, e in claims if v == table3.NOT_RUN] == [
         (table3.NOT_RUN, "not run (basic-pitch not installed)")] * 2
+    # note measures without a value (too few transcribed notes): not run, saying so
+    nan = (float("nan"), float("nan"))
+    claims = table3.judge_claims(_est(frechet, {r: nan for r in frechet}, {r: nan for r in frechet}), (50.0, 5.0))
+    got = {key: (v, e) for (key, _), (_, v, e) in zip(table3.CLAIMS, claims)}
+    assert got["levels"][0] == got["coherence"][0] == table3.NOT_RUN and "too few transcribed notes" in got["levels"][1]
+    # 3.3 without a value while others have one: the claim about 3.3 is not run either
+    no_33 = dict({r: (0.3, 0.05) for r in frechet}, **{"3.3": nan})
+    got = {key: v for (key, _), (_, v, _) in zip(table3.CLAIMS, table3.judge_claims(_est(frechet, no_33, no_33),
+                                                                                    (50.0, 5.0)))}
+    assert got["coherence"] == table3.NOT_RUN and got["levels"] != table3.NOT_RUN
     # without 3.3, the claims about it are not run
     some = {r: v for r, v in _est(frechet, pcd, clarity).items() if r in ("3.1", "3.6")}
     got = _verdicts(table3.judge_claims(some, (50.0, 5.0)))

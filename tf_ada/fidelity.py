@@ -456,7 +456,7 @@ def bootstrap(statistic: Callable[[np.ndarray], float], n_items: int, n_bootstra
     reps = np.array([statistic(resample_indices(rng, n_items, groups)) for _ in range(n_bootstrap)], np.float64)
     reps = reps[np.isfinite(reps)]
     return {"value": value, "se": float(np.std(reps, ddof=1)) if reps.size > 1 else float("nan"),
-            "n_bootstrap": int(n_bootstrap)}
+            "n_bootstrap": int(n_bootstrap), "n_valid": int(reps.size)}
 
 
 def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootstrap: int = N_BOOTSTRAP,
@@ -470,9 +470,10 @@ def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootst
       sample_groups, reference_groups: the piece of each clip, to resample pieces instead.
 
     Returns:
-      {"pitch_class_distance": {value, se}: total variation between the pooled pitch-class
-       histograms (both sets resampled; NaN when either set has no sounding note, and resamples
-       without notes are dropped from the SE); and for each of note_density, polyphony, key_clarity,
+      {"pitch_class_distance": {value, se, n_valid, n_notes_*}: total variation between the pooled
+       pitch-class histograms (both sets resampled; value and SE NaN when either set holds fewer
+       than `PITCH_CLASS_MIN_NOTES` notes; resamples below it are dropped from the SE, `n_valid`
+       counting those kept); and for each of note_density, polyphony, key_clarity,
        key_change_rate: {"samples": {value, se}, "reference": {value, se}, "difference": {value,
        se}}: the mean over clips (NaN clips skipped) and samples minus reference, the SE of the
        difference from independent resamples of both sets}.
@@ -494,8 +495,10 @@ def note_measures(samples: Sequence[tuple], reference: Sequence[tuple], n_bootst
         return 0.5 * np.abs(p / p.sum() - q / q.sum()).sum()
 
     ga, gb = sample_groups, reference_groups
-    out = {"pitch_class_distance": dict(_two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap,
-                                                           rng_seed[0], ga, gb),
+    pcd = _two_set_bootstrap(tv, len(samples), len(reference), n_bootstrap, rng_seed[0], ga, gb)
+    if not np.isfinite(pcd["value"]):  # no value, no SE (resamples that happen to reach the minimum say nothing)
+        pcd["se"] = float("nan")
+    out = {"pitch_class_distance": dict(pcd,
                                         n_notes_samples=int(count_a.sum()), n_notes_reference=int(count_b.sum()),
                                         min_notes=PITCH_CLASS_MIN_NOTES)}
     for name in ("note_density", "polyphony", "key_clarity", "key_change_rate"):
@@ -531,4 +534,4 @@ def _two_set_bootstrap(statistic, n_a: int, n_b: int, n_bootstrap: int, seed, gr
                      for _ in range(n_bootstrap)])
     reps = reps[np.isfinite(reps)]
     return {"value": value, "se": float(np.std(reps, ddof=1)) if reps.size > 1 else float("nan"),
-            "n_bootstrap": int(n_bootstrap)}
+            "n_bootstrap": int(n_bootstrap), "n_valid": int(reps.size)}
