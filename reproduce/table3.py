@@ -422,8 +422,9 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
         return any(est[r][m] is not None and est[r][m][0] is not None and math.isfinite(est[r][m][0])
                    for r in which for m in ("pitch_class_distance", "key_clarity"))
 
-    too_few = (f"not run (too few transcribed notes: no pitch-class distance or key clarity has a value; a "
-               f"pitch-class distance needs {fidelity_min_notes()} notes per set, a key a 4-s window with 3)")
+    too_few = (f"not run (too few transcribed notes: the measures compared have no value; a pitch-class distance "
+               f"needs {fidelity_min_notes()} notes per set, a key a 4-s window with 3, a level count's mean "
+               "every stack's value)")
     why_notes = notes_reason or "not run (no note measures)"
     by_levels = {k: [r for r in rows if stacks.PAPER_TABLE3[r][1] == k] for k in (1, 2, 3)}
     for key, text in CLAIMS:
@@ -438,13 +439,15 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
             if sum(defined(by_levels[k]) for k in groups) < 2:
                 out.append((text, NOT_RUN, too_few))
                 continue
-            parts = []
+            parts, finite = [], False
             for lo, hi in zip(groups, groups[1:]):
                 for measure, sign in (("key_clarity", 1), ("pitch_class_distance", -1)):
                     a = _mean([est[r][measure] for r in by_levels[hi]])
                     b = _mean([est[r][measure] for r in by_levels[lo]])
-                    parts.append(_condition(f"{measure} {hi}-level - {lo}-level", _diff(a, b), sign))
-            out.append((text,) + _judged(parts))
+                    d = _diff(a, b)
+                    finite = finite or (d[0] is not None and math.isfinite(d[0]))
+                    parts.append(_condition(f"{measure} {hi}-level - {lo}-level", d, sign))
+            out.append((text,) + (_judged(parts) if finite else (NOT_RUN, too_few + "; " + _judged(parts)[1])))
         elif key == "fidelity":
             others = [r for r in rows if r != "3.3"]
             if "3.3" not in rows or not others:

@@ -62,7 +62,12 @@ def test_claims_on_known_numbers():
     no_33 = dict({r: (0.3, 0.05) for r in frechet}, **{"3.3": nan})
     got = {key: v for (key, _), (_, v, _) in zip(table3.CLAIMS, table3.judge_claims(_est(frechet, no_33, no_33),
                                                                                     (50.0, 5.0)))}
-    assert got["coherence"] == table3.NOT_RUN and got["levels"] != table3.NOT_RUN
+    # levels: the 1-level mean has 3.3's NaN, so only 3-level vs 2-level (equal) is judged
+    assert got["coherence"] == table3.NOT_RUN and got["levels"] == ev.INCONCLUSIVE
+    # values for 1- and 2-level stacks only: the levels claim is judged on what it has
+    two = dict({r: (0.3, 0.05) for r in frechet}, **{r: nan for r in frechet if stacks.PAPER_TABLE3[r][1] == 3})
+    got = _verdicts(table3.judge_claims(_est(frechet, two, two), (50.0, 5.0)))
+    assert got["levels"] == ev.INCONCLUSIVE
     # without 3.3, the claims about it are not run
     some = {r: v for r, v in _est(frechet, pcd, clarity).items() if r in ("3.1", "3.6")}
     got = _verdicts(table3.judge_claims(some, (50.0, 5.0)))
