@@ -111,3 +111,23 @@ def test_bfloat16_head_takes_its_last_product_in_float32():
     _, state = net.step(net.init_state(1), None, bias[:, 0])
     step_logits, _ = net.step(state, x[:, 0], bias[:, 1])  # the cached path shares the head
     np.testing.assert_allclose(step_logits.numpy(), expected, rtol=1e-6)
+
+
+def test_bfloat16_training_where_xla_cannot_compile_it_falls_back_to_the_plain_graph(audio_shards, tmp_path):
+    """The cpu-scale #1.2 in mixed_bfloat16: TF 2.16's XLA CPU backend refuses one of its bfloat16
+    products ("unsupported operand type BF16 in op dot"); the Trainer says so once and trains the
+    step in the plain graph, as built by a user (public constructor, table1_row)."""
+    import dataclasses
+    from tf_ada.train import Trainer
+    exp = configs.table1_row("1.2", "cpu", steps=2)
+    exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, precision="mixed_bfloat16", batch_size=1,
+                                                             n_samples=512, steps=2))
+    logs = []
+    trainer = Trainer(exp, audio_shards, str(tmp_path / "run"), log=logs.append)
+    assert trainer.jit_compile
+    trainer.train(evaluate=False)
+    assert trainer.current_step == 2
+    fallbacks = [m for m in logs if "training with the plain graph step instead" in m]
+    assert len(fallbacks) == 1 and "BF16" in fallbacks[0]
+    losses = [m for m in logs if m.startswith("train:") and " loss " in m]
+    assert all("nan" not in m for m in losses)

@@ -160,6 +160,7 @@ class Trainer:
         if self.is_chief:  # TensorBoard's hparams table: this run's settings beside its eval/* scalars
             hparams.write(self.writer, experiment.to_dict())
         self._train_step = None
+        self._xla_fallback = False  # set once the XLA step failed to compile in bfloat16 (`_run_step`)
 
     def _open_checkpoints(self) -> Optional[str]:
         """Opens the checkpoint manager on the run folder and restores its newest intact checkpoint
@@ -219,7 +220,9 @@ class Trainer:
 
     # --- training ---
 
-    def _make_train_step(self):
+    def _make_train_step(self, jit: Optional[bool] = None):
+        """The training step: one XLA program (`jit`, default `self.jit_compile`) or the plain graph."""
+        jit = self.jit_compile if jit is None else jit
         decay = self.experiment.train.polyak_decay
         n_replicas = self.strategy.num_replicas_in_sync
         variables = self.model.trainable_variables
@@ -240,7 +243,7 @@ class Trainer:
             self.step.assign_add(1)
             return scalars
 
-        if self.jit_compile:
+        if jit:
             # one device: the whole step as one XLA program (replica_step needs no strategy there)
             return tf.function(replica_step, jit_compile=True)
 
@@ -250,6 +253,22 @@ class Trainer:
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in scalars.items()}
 
         return step
+
+    def _run_step(self, batch) -> dict:
+        """One training step. XLA's CPU backend in TensorFlow 2.16 cannot compile some bfloat16
+        products ("unsupported operand type BF16 in op dot": e.g. the gradient of the continuous
+        input's [.., 1] x [1, R] product at cpu scale); the compilation fails before anything runs,
+        so the step falls back to the plain graph (oneDNN's bfloat16 matmuls), once, saying so."""
+        try:
+            return self._train_step(batch)
+        except tf.errors.UnimplementedError as e:
+            if not (self.jit_compile and not self._xla_fallback and "BF16" in str(e)):
+                raise
+            self._xla_fallback = True
+            self.log(f"train: {self.experiment.name}: XLA cannot compile this step in bfloat16 on this device "
+                     f"({str(e).splitlines()[0][:120]}); training with the plain graph step instead")
+            self._train_step = self._make_train_step(jit=False)
+            return self._train_step(batch)
 
     @property
     def jit_compile(self) -> bool:
@@ -289,7 +308,7 @@ class Trainer:
         t0, sums, n_sum = time.monotonic(), {}, 0
         result = {}
         while self.current_step < target:
-            scalars = {k: float(v) for k, v in self._train_step(next(it)).items()}
+            scalars = {k: float(v) for k, v in self._run_step(next(it)).items()}
             step = self.current_step
             if not all(math.isfinite(v) for v in scalars.values()):
                 raise DivergenceError(
