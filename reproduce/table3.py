@@ -648,8 +648,8 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
     if notes_reason:
         md += ["", f"Note measures: {notes_reason}."]
     blind = _shown(os.path.join(os.path.dirname(page), "blind"), out) if page else None
-    md += ["", f"Listening page: `{_shown(page, out)}`; blind rating: `{blind}/index.html`, a folder to hand raters alone (the "
-               "key.json beside the named page maps its items to stacks)." if page else "", "",
+    md += ["", f"Listening page: `{_shown(page, out)}`; blind rating: `{blind}/index.html`, a folder to hand "
+               "raters alone (the key.json beside the named page maps its items to stacks)." if page else "", "",
            "## The paper's claims, judged by objective proxies", "",
            "Each condition is a difference ± SE (independent sets, SEs in quadrature: conservative, as the stacks "
            "share the real reference). **holds**: every condition beyond 2 SE in the claimed direction; **does not "

@@ -244,12 +244,12 @@ def matmul_chain(cfg, rows: int, gates: bool = False, dtype=tf.float32):
 
     def fn(x):
         x, zs = tf.cast(x, dtype), []
-        for l in range(cfg.n_layers):
-            y = mm(x, dilated[l])
+        for layer in range(cfg.n_layers):
+            y = mm(x, dilated[layer])
             z = tf.tanh(y[:, :i]) * tf.sigmoid(y[:, i:g]) if gates else y[:, :i]
             zs.append(z)
-            if l < cfg.n_layers - 1:
-                x = x + mm(z, residual[l])
+            if layer < cfg.n_layers - 1:
+                x = x + mm(z, residual[layer])
         return tf.cast(mm(mm(tf.nn.relu(mm(tf.concat(zs, 1), skip)), head1), head2), tf.float32)
 
     return fn, dilated + residual + [skip, head1, head2]
