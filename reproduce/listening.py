@@ -228,14 +228,9 @@ def _overview(stacks: list, labels: list) -> Raw:
                        caption="Stacks (receptive field of the prior in audio time, 16 kHz)")
 
 
-def _relative(path: str, page_dir: str) -> str:
-    """`path` as seen from the page's folder (real paths: a run reached through a link reads the same)."""
-    return os.path.relpath(os.path.realpath(path), os.path.realpath(page_dir)).replace(os.sep, "/")
-
-
 def _facts(s: dict, page_dir: str) -> Raw:
     info = s["info"]
-    facts = [("folder", _relative(s["folder"], page_dir)), ("model", s["description"] or "-"),
+    facts = [("folder", pages.relative(s["folder"], page_dir)), ("model", s["description"] or "-"),
              ("receptive field", f"ours {s['rf_ms']:g} ms, paper {s['paper_rf_ms']} ms" if s["rf_ms"] is not None
               else f"ours unknown (samples.json does not say), paper {s['paper_rf_ms']} ms")]
     for key, label in (("experiments", "level experiments"), ("seeds", "seeds"), ("temperatures", "temperatures"),
@@ -416,9 +411,8 @@ def write_listening_page(out_dir: str, stacks: list, real_wavs: list, title: str
                   pages.table(["excerpt", "audio"], [[os.path.basename(w), pages.audio_cell(w, out_dir)]
                                                      for w in real_wavs])]
     parts = [Raw(f"<style>{STYLE}</style>"), Raw("<section id='named'>"), *named, Raw("</section>")]
-    prov = prov if prov is not None else pages.provenance(extra={"samples": ", ".join(_relative(s["folder"], out_dir)
-                                                                                    for s in folders),
-                                                                 "blind key": KEY_FILE})
+    shown = ", ".join(pages.relative(s["folder"], out_dir) for s in folders)
+    prov = prov if prov is not None else pages.provenance(extra={"samples": shown, "blind key": KEY_FILE})
     return pages.write_page(os.path.join(out_dir, "index.html"), title, parts, prov)
 
 

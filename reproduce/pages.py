@@ -132,6 +132,12 @@ def verdict(text: str) -> Raw:
 
 # --- files the page refers to ---------------------------------------------------------------------
 
+def relative(path: str, start: str) -> str:
+    """`path` as seen from folder `start`, by real paths (a folder reached through a link or a copy of
+    the tree reads the same), with forward slashes: how reports and pages name files."""
+    return os.path.relpath(os.path.realpath(path), os.path.realpath(start)).replace(os.sep, "/")
+
+
 def asset(path: str, page_dir: str) -> str:
     """`path` as a src relative to `page_dir`; a file outside the page's folder is copied into
     page_dir/assets/ first (named by a hash of its absolute path), so the page stays self-contained."""

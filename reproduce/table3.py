@@ -57,8 +57,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from reproduce import report
-from tf_ada import configs, fileio, stacks
+from reproduce import pages, report
+from tf_ada import configs, fidelity, fileio, stacks
 from tf_ada import evaluation as ev
 
 STACKS = list(stacks.PAPER_TABLE3)
@@ -286,7 +286,6 @@ class Measures:
         self._transcriber, self._reference_notes = None, None
 
     def key(self) -> dict:
-        from tf_ada import fidelity
         return {"clips": len(self.clips), "n_samples": len(self.clips[0]), "pieces": sorted(set(map(str, self.pieces))),
                 "n_bootstrap": self.n_bootstrap, "seed": self.seed, "notes": self.notes_available,
                 "format": MEASURES_FORMAT, "pitch_class_min_notes": fidelity.PITCH_CLASS_MIN_NOTES}
@@ -305,7 +304,6 @@ class Measures:
 
     def of(self, samples: list) -> dict:
         """{"frechet_log_mel": {value, se, ...}, "notes": note_measures' dict or None, "notes_reason"}."""
-        from tf_ada import fidelity
         out = {"frechet_log_mel": fidelity.frechet_log_mel(samples, self.clips, self.n_bootstrap, self.seed,
                                                            reference_groups=self.pieces),
                "notes": None, "notes_reason": self.notes_reason}
@@ -318,7 +316,6 @@ class Measures:
         """Real against real: the Fréchet log-mel distance of `n` excerpts (a stack's streams) from the
         rest, sharing no piece, averaged over splits (`fidelity.real_baseline_n`); the note measures of
         two halves sharing no piece; {"reason"} when there is one piece or no split fits."""
-        from tf_ada import fidelity
         if len(set(map(str, self.pieces))) < 2:
             return {"reason": f"the held-out excerpts come from one piece ({self.pieces[0]}): no real-vs-real split"}
         fd = fidelity.real_baseline_n(self.clips, self.pieces, n, n_bootstrap=self.n_bootstrap, seed=self.seed)
@@ -399,11 +396,6 @@ def _judged(parts: list) -> tuple:
     return ev.combine(v for v, _ in parts), "; ".join(text for _, text in parts)
 
 
-def fidelity_min_notes() -> int:
-    from tf_ada import fidelity
-    return fidelity.PITCH_CLASS_MIN_NOTES
-
-
 def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reason: Optional[str] = None) -> list:
     """[(claim text, verdict, evidence)] of `CLAIMS` from `estimates(...)`'s dict (rows present only)
     and the real-vs-real Fréchet distance (value, se) of as many real clips as a stack's samples
@@ -423,7 +415,7 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
                    for r in which for m in ("pitch_class_distance", "key_clarity"))
 
     too_few = (f"not run (too few transcribed notes: the measures compared have no value; a pitch-class distance "
-               f"needs {fidelity_min_notes()} notes per set, a key a 4-s window with 3, a level count's mean "
+               f"needs {fidelity.PITCH_CLASS_MIN_NOTES} notes per set, a key a 4-s window with 3, a level count's mean "
                "every stack's value)")
     why_notes = notes_reason or "not run (no note measures)"
     by_levels = {k: [r for r in rows if stacks.PAPER_TABLE3[r][1] == k] for k in (1, 2, 3)}
@@ -435,9 +427,6 @@ def judge_claims(est: dict, baseline_frechet: Optional[tuple] = None, notes_reas
                 continue
             if len(groups) < 2:
                 out.append((text, NOT_RUN, "needs stacks of at least two level counts"))
-                continue
-            if sum(defined(by_levels[k]) for k in groups) < 2:
-                out.append((text, NOT_RUN, too_few))
                 continue
             parts, finite = [], False
             for lo, hi in zip(groups, groups[1:]):
@@ -493,11 +482,6 @@ def _ve(d: Optional[dict]) -> tuple:
     return (d["value"], d["se"]) if d else (None, None)
 
 
-def _shown(path: str, out: Optional[str]) -> str:
-    """A path as the report shows it: relative to OUT (so a copied or moved output folder reads the same)."""
-    return os.path.relpath(path, out).replace(os.sep, "/") if out else path
-
-
 def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[dict], out: Optional[str] = None) -> list:
     """table3.csv's lines: one per stack, then the real held-out excerpts. Paths relative to `out`."""
     lines = []
@@ -519,7 +503,7 @@ def table_rows(results: dict, measures: dict, baseline: dict, human: Optional[di
         line.update(streams=r["streams"], seconds_per_stream=r["seconds_per_stream"],
                     audio_seconds_per_wall_second=r["audio_seconds_per_wall_second"], training_minutes=r["minutes"],
                     steps=" ".join(f"{role}:{lv['step']}" for role, lv in r["levels"].items()),
-                    samples_dir=_shown(r["samples_dir"], out))
+                    samples_dir=pages.relative(r["samples_dir"], out) if out else r["samples_dir"])
         lines.append(line)
     real = {k: None for k in lines[0]} if lines else {}
     fd = baseline.get("frechet_log_mel") or {}
@@ -572,7 +556,7 @@ def _pitch_class_cell(line: dict) -> str:
     """The pitch-class distance, or why there is none: fewer notes than `fidelity.PITCH_CLASS_MIN_NOTES`."""
     text = report.fmt(line["pitch_class_distance"], line["pitch_class_distance_se"], 3)
     notes = line.get("notes_transcribed")
-    if text == "-" and notes is not None and notes < fidelity_min_notes():
+    if text == "-" and notes is not None and notes < fidelity.PITCH_CLASS_MIN_NOTES:
         return f"- (too few notes: {notes})"
     return text
 
@@ -611,7 +595,6 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
                  n: int, seconds: float, seed: int, human: Optional[dict] = None, page: Optional[str] = None,
                  wall_minutes: Optional[float] = None) -> str:
     """OUT/table3.csv, OUT/table3.md and OUT/table3.html (see the module docstring); returns the markdown."""
-    from reproduce import pages
     lines = table_rows(results, measures, baseline, human, out)
     if lines:
         buf = io.StringIO()
@@ -647,8 +630,8 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
         md += ["", f"Real-vs-real baseline: not available: {baseline['reason']}."]
     if notes_reason:
         md += ["", f"Note measures: {notes_reason}."]
-    blind = _shown(os.path.join(os.path.dirname(page), "blind"), out) if page else None
-    md += ["", f"Listening page: `{_shown(page, out)}`; blind rating: `{blind}/index.html`, a folder to hand "
+    blind = pages.relative(os.path.join(os.path.dirname(page), "blind"), out) if page else None
+    md += ["", f"Listening page: `{pages.relative(page, out)}`; blind rating: `{blind}/index.html`, a folder to hand "
                "raters alone (the key.json beside the named page maps its items to stacks)." if page else "", "",
            "## The paper's claims, judged by objective proxies", "",
            "Each condition is a difference ± SE (independent sets, SEs in quadrature: conservative, as the stacks "
@@ -666,7 +649,7 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
                  + (f", reused from {lv['reused_from']}" if lv.get("reused_from") else ", trained here")
                  + f", {report.fmt(lv['minutes'], digits=1)} min" for role, lv in r["levels"].items()]
         md.append(f"- {row} ({r['description']}): " + "; ".join(parts)
-                  + f"; samples `{_shown(r['samples_dir'], out)}` ({r['sampling_wall_seconds']:.1f} s wall)")
+                  + f"; samples `{pages.relative(r['samples_dir'], out)}` ({r['sampling_wall_seconds']:.1f} s wall)")
     md += ["", "## Deviations from the paper", ""] + [f"- {d}" for d in deviations(scale)]
     if wall_minutes is not None:
         md += ["", f"Wall time of this invocation: {wall_minutes:.1f} min."]
@@ -678,8 +661,8 @@ def write_report(results: dict, measures: dict, baseline: dict, scale: str, out:
     parts = [pages.paragraph(intro.replace("**", "").replace("`", "")), pages.paragraph(proxy.replace("**", "")),
              pages.table(HEADER, body, caption="Table 3: stacks, receptive fields, ratings and objective measures")]
     if page:
-        rel = os.path.relpath(page, out).replace(os.sep, "/")
-        brel = os.path.relpath(os.path.join(os.path.dirname(page), "blind", "index.html"), out).replace(os.sep, "/")
+        rel = pages.relative(page, out)
+        brel = pages.relative(os.path.join(os.path.dirname(page), "blind", "index.html"), out)
         parts.append(pages.Raw(f"<p>Listening page: <a href='{pages.esc(rel)}'>{pages.esc(rel)}</a> (blind rating: "
                                f"<a href='{pages.esc(brel)}'>{pages.esc(brel)}</a>, a folder to hand raters "
                                "alone)</p>"))
